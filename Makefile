@@ -1,0 +1,29 @@
+# `make demo` and `make test` each set up .venv first (Python 3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.edgepack-installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgepack build sample_models/digits_cnn.onnx --profile rpi4 --target ort \
+		--precision fp32,fp16,int8-dynamic,int8 \
+		--eval sample_models/digits_cnn.npz --calib sample_models/digits_cnn_calib.npz \
+		--output dist
+
+test: $(STAMP)
+	$(BIN)/ruff check edgepack tests benchmarks sample_models
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/harness_overhead.py
+
+clean:
+	rm -rf dist .pytest_cache

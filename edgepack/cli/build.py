@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgepack.cli.common import console, split_list, stdout
+
+NAME = "build"
+
+
+def command(
+    model: Annotated[Path, typer.Argument(help="The model file (.onnx).")],
+    profile: Annotated[list[str] | None, typer.Option(
+        "--profile", "-p", help="Device profile name or TOML path; repeatable or comma-separated "
+        "(default: the host's kind, x86-64 or generic-arm64).")] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t",
+        help="Runtimes: ort, openvino (default: the profile's runtimes).")] = None,
+    precision: Annotated[list[str] | None, typer.Option(
+        "--precision", help="fp32, fp16, int8-dynamic, int8 (default: the profile's).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help=".npz keyed by input name (+ optional 'labels') or .npy; calibration and eval.",
+    )] = None,
+    calib: Annotated[Path | None, typer.Option(help="Calibration data (overrides --data).")] = None,
+    eval_: Annotated[Path | None, typer.Option(
+        "--eval", help="Evaluation data (overrides --data).")] = None,
+    input_shape: Annotated[list[str] | None, typer.Option(
+        "--input-shape", help="Fix a dynamic input: NAME=1,3,224,224 (repeatable).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("dist"),
+    runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per bundle.")] = None,
+    min_time: Annotated[float | None, typer.Option(
+        min=0.0, help="Time each bundle for at least this many seconds (default 1).")] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Threads for inference (default: the profile's).")] = None,
+    max_accuracy_drop: Annotated[float | None, typer.Option(
+        help="Max top-1 drop vs the reference, in points (overrides the profile).")] = None,
+    min_cosine: Annotated[float | None, typer.Option(
+        help="Min cosine similarity per output (overrides the profile).")] = None,
+    calibration: Annotated[str, typer.Option(
+        help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
+    allow_synthetic_calibration: Annotated[bool, typer.Option(
+        help="Allow static int8 calibrated on random data.")] = False,
+    timeout: Annotated[float, typer.Option(
+        min=1.0, help="Seconds allowed for each lowering, evaluation or benchmark.")] = 900.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Build verified, benchmarked bundles of MODEL for device profiles and runtimes."""
+    from edgepack.errors import EdgepackError
+    from edgepack.importers.onnx import parse_input_shapes
+    from edgepack.pipeline import BuildOptions, build
+    from edgepack.report.render import terminal_table, to_json
+
+    if runs is not None and min_time is not None:
+        raise EdgepackError("--runs and --min-time exclude each other: pass one")
+    opts = BuildOptions(
+        model=model, profiles=split_list(profile) or (), targets=split_list(target),
+        precisions=split_list(precision), data=data, calib=calib, eval=eval_,
+        input_shapes=parse_input_shapes(input_shape), output=output, runs=runs,
+        min_time=min_time, warmup=warmup, threads=threads, max_accuracy_drop=max_accuracy_drop,
+        min_cosine=min_cosine, calibration_method=calibration,
+        allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
+    )
+    with console.status("edgepack build", spinner="dots") as status:
+        def progress(message, cell):
+            status.update(f"edgepack build: {message}")
+            if cell is not None and cell.status != "pending":
+                mark = {"ok": "[green]ok[/]", "failed": "[red]FAILED[/]"}.get(cell.status,
+                                                                             cell.status)
+                console.print(f"  {cell.key}: {mark}")
+
+        report, out_dir = build(opts, progress)
+    if as_json:
+        stdout.print_json(to_json(report))
+    else:
+        console.print(terminal_table(report))
+        host = report.host
+        console.print(f"Latency and memory measured on this host ({host['cpu']}, "
+                      f"{host['cpus']} CPUs), not on the device.")
+        for cell in report.cells:
+            if cell.status == "failed":
+                console.print(f"[red]{cell.key} failed:[/] {cell.reason}")
+    console.print(f"Report: {out_dir / 'report.md'} (also report.json, report.html)")
+    if not report.ok:
+        raise typer.Exit(1)
+    _ = json  # json output goes through rich's print_json

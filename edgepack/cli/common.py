@@ -1,0 +1,18 @@
+"""Small helpers shared by the commands."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+# progress and tables go to stderr (wide enough for the table in CI logs); --json to stdout
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+stdout = Console()
+
+
+def split_list(values: list[str] | None) -> tuple[str, ...] | None:
+    """Comma-separated or repeated flags → one tuple; None when not given."""
+    if not values:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())

@@ -1,0 +1,1 @@
+"""Code that ships inside every bundle (as ``run.py``): stdlib + numpy + one runtime only."""

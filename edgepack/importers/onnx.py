@@ -1,0 +1,182 @@
+"""Load and validate an ONNX model; fix dynamic input dimensions; describe it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from edgepack.artifact import ModelArtifact, TensorSpec, guess_layout, sha256_file
+from edgepack.errors import ModelError, ShapeError
+
+
+def parse_input_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """Parse ``NAME=1,3,224,224`` strings into {name: shape}; ShapeError when malformed."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items or []:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise ShapeError(
+                f"--input-shape '{item}' is not NAME=D1,D2,... with positive integers "
+                "(e.g. --input-shape input=1,3,224,224)"
+            )
+        shapes[name] = shape
+    return shapes
+
+
+def read_onnx(path: Path) -> onnx.ModelProto:
+    """Read and fully check an ONNX file. ModelError says what is wrong with it."""
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist")
+    if not path.is_file():
+        raise ModelError(f"model path {path} is not a file")
+    try:
+        model = onnx.load(str(path))
+    except (DecodeError, ValueError, RuntimeError, OSError) as e:
+        raise ModelError(
+            f"{path} is not a readable ONNX model ({type(e).__name__}: {_first_line(e)}); "
+            "is the file complete and really ONNX?"
+        ) from None
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ModelError(
+            f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it or check the file "
+            "is complete"
+        ) from None
+    if not model.graph.input or not model.graph.output:
+        raise ModelError(f"{path} has no graph inputs or outputs; is it really an ONNX model?")
+    return model
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs that are real inputs (not initializers listed as inputs, IR < 4)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    ttype = value.type.tensor_type
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
+    shape = tuple(
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in ttype.shape.dim
+    )
+    return TensorSpec(value.name, dtype, shape, guess_layout(shape))
+
+
+def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """Set the given input shapes and re-infer every other shape in the graph."""
+    inputs = {i.name: i for i in graph_inputs(model)}
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise ShapeError(
+                f"--input-shape names '{name}', but the model's inputs are: {', '.join(inputs)}"
+            )
+        spec = tensor_spec(inputs[name])
+        if len(spec.shape) != len(shape):
+            raise ShapeError(
+                f"--input-shape {name} has {len(shape)} dims, but input '{name}' has rank "
+                f"{len(spec.shape)} {spec.shape_str()}"
+            )
+        for have, want in zip(spec.shape, shape, strict=True):
+            if isinstance(have, int) and have > 0 and have != want:
+                raise ShapeError(
+                    f"--input-shape {name}={','.join(map(str, shape))} conflicts with the model's "
+                    f"fixed shape {spec.shape_str()}"
+                )
+        for dim, size in zip(inputs[name].type.tensor_type.shape.dim, shape, strict=True):
+            dim.Clear()
+            dim.dim_value = size
+    if not shapes:
+        return model
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        for dim in out.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.Clear()
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.shape_inference.InferenceError, RuntimeError) as e:
+        raise ShapeError(
+            f"the model does not accept the given --input-shape: {_first_line(e)}") from None
+
+
+def import_onnx(
+    path: Path, out_path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> ModelArtifact:
+    """Validate ``path``, fix ``input_shapes``, write the reference model to ``out_path``."""
+    model = fix_input_shapes(read_onnx(path), input_shapes or {})
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out_path))
+    return artifact_for(out_path, model, produced_by="import", parent_sha256=sha256_file(path))
+
+
+def artifact_for(path: Path, model: onnx.ModelProto, produced_by: str,
+                 parent_sha256: str | None = None, notes: tuple[str, ...] = ()) -> ModelArtifact:
+    return ModelArtifact(
+        path=path, format="onnx",
+        inputs=tuple(tensor_spec(i) for i in graph_inputs(model)),
+        outputs=tuple(tensor_spec(o) for o in model.graph.output),
+        sha256=sha256_file(path), produced_by=produced_by, parent_sha256=parent_sha256,
+        notes=notes,
+    )
+
+
+@dataclass
+class OnnxSummary:
+    """What ``edgepack inspect`` shows about an ONNX model."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    op_histogram: dict[str, int]
+    parameters: int
+    parameter_bytes: int
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path), "sha256": self.sha256, "size_bytes": self.size_bytes,
+            "ir_version": self.ir_version, "opsets": self.opsets, "producer": self.producer,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+            "op_histogram": self.op_histogram, "parameters": self.parameters,
+            "parameter_bytes": self.parameter_bytes,
+        }
+
+
+def summarize_onnx(path: Path) -> OnnxSummary:
+    """Read, check and describe an ONNX model (ModelError if it is not valid)."""
+    model = read_onnx(path)
+    ops = Counter(n.op_type for n in model.graph.node)
+    params = nbytes = 0
+    for init in model.graph.initializer:
+        count = int(np.prod(init.dims)) if init.dims else 1
+        params += count
+        nbytes += count * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+    return OnnxSummary(
+        path=path, sha256=sha256_file(path), size_bytes=path.stat().st_size,
+        ir_version=model.ir_version,
+        opsets={(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        inputs=[tensor_spec(i) for i in graph_inputs(model)],
+        outputs=[tensor_spec(o) for o in model.graph.output],
+        op_histogram=dict(ops.most_common()), parameters=params, parameter_bytes=nbytes,
+    )

@@ -1,0 +1,174 @@
+"""Device profiles: a device described as data, loaded from a TOML file.
+
+The profiles edgepack ships live in the top-level ``targets/`` folder of the source tree and
+inside the wheel as ``edgepack/_profiles``. ``--profile`` takes one of their names or a path
+to the user's own TOML file. Unknown keys are errors, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from edgepack.errors import ProfileError
+
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+
+
+@dataclass(frozen=True)
+class AccuracyBudget:
+    """What a bundle of one precision must meet against the FP32 reference.
+
+    ``min_cosine``: cosine similarity per output, over all evaluated samples.
+    ``max_rel_error``: max abs error divided by the reference's max abs value, per output.
+    ``max_top1_drop``: reference top-1 accuracy minus the bundle's, in percentage points
+    (classifiers with labels only).
+    ``min_top1_agreement``: fraction of samples whose top-1 class matches the reference's
+    (classifiers only).
+    """
+
+    min_cosine: float
+    max_rel_error: float
+    max_top1_drop: float
+    min_top1_agreement: float
+
+
+DEFAULT_BUDGETS: dict[str, AccuracyBudget] = {
+    "fp32": AccuracyBudget(0.9999, 1e-3, 0.0, 0.999),
+    "fp16": AccuracyBudget(0.999, 0.02, 0.5, 0.99),
+    "int8-dynamic": AccuracyBudget(0.98, 0.25, 1.0, 0.95),
+    "int8": AccuracyBudget(0.98, 0.25, 1.0, 0.95),
+}
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A deployment device: hardware, OS/Python it runs, runtimes, defaults and budgets."""
+
+    name: str
+    description: str
+    arch: str  # "aarch64" or "x86_64"
+    cpu: str
+    cores: int
+    memory_mb: int
+    threads: int
+    os: str
+    python: str  # the device's CPython, "3.11"
+    glibc: str  # the device's glibc, "2.36"; decides which wheels can install
+    runtimes: tuple[str, ...]
+    default_precisions: tuple[str, ...]
+    budgets: dict[str, AccuracyBudget] = field(default_factory=dict)
+    source: str = ""  # where it was loaded from
+
+    def budget(self, precision: str) -> AccuracyBudget:
+        return self.budgets.get(precision, DEFAULT_BUDGETS[precision])
+
+    def glibc_at_least(self, version: str) -> bool:
+        def as_tuple(v: str) -> tuple[int, ...]:
+            return tuple(int(p) for p in v.split("."))
+
+        return as_tuple(self.glibc) >= as_tuple(version)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "budgets"}
+        out["runtimes"] = list(self.runtimes)
+        out["default_precisions"] = list(self.default_precisions)
+        out["budgets"] = {p: vars(self.budget(p)) for p in PRECISIONS}
+        return out
+
+
+_REQUIRED = {
+    "name": str, "description": str, "arch": str, "cpu": str, "cores": int, "memory_mb": int,
+    "threads": int, "os": str, "python": str, "glibc": str, "runtimes": list,
+    "default_precisions": list,
+}
+_ARCHES = ("aarch64", "x86_64")
+
+
+def profiles_dir() -> Path:
+    """The folder of shipped profiles: inside the wheel, or ``targets/`` in a source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_profiles", here.parent / "targets"):
+        if candidate.is_dir():
+            return candidate
+    raise ProfileError(f"edgepack's profile folder is missing (looked in {here / '_profiles'})")
+
+
+def list_profiles() -> list[DeviceProfile]:
+    """Every shipped profile, sorted by name."""
+    return [load_profile(p) for p in sorted(profiles_dir().glob("*.toml"))]
+
+
+def load_profile(name_or_path: str | Path) -> DeviceProfile:
+    """Load a shipped profile by name, or a TOML file by path.
+
+    Raises ProfileError for an unknown name, an unreadable file, or invalid contents.
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        path = profiles_dir() / f"{text}.toml"
+        if not path.is_file():
+            known = ", ".join(p.stem for p in sorted(profiles_dir().glob("*.toml")))
+            raise ProfileError(
+                f"unknown profile '{text}'; known profiles: {known} "
+                "(or pass a path to a .toml file)"
+            )
+    if not path.is_file():
+        raise ProfileError(f"profile file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ProfileError(f"profile file {path} is not valid TOML: {e}") from None
+    return _parse(data, str(path))
+
+
+def _parse(data: dict, source: str) -> DeviceProfile:
+    unknown = sorted(set(data) - set(_REQUIRED) - {"accuracy"})
+    if unknown:
+        raise ProfileError(f"profile {source}: unknown key(s) {', '.join(unknown)}")
+    for key, typ in _REQUIRED.items():
+        if key not in data:
+            raise ProfileError(f"profile {source}: missing required key '{key}'")
+        if not isinstance(data[key], typ) or (typ is int and isinstance(data[key], bool)):
+            raise ProfileError(
+                f"profile {source}: '{key}' must be a {typ.__name__}, got {data[key]!r}"
+            )
+    if data["arch"] not in _ARCHES:
+        raise ProfileError(f"profile {source}: arch must be one of {', '.join(_ARCHES)}")
+    for key in ("cores", "threads", "memory_mb"):
+        if data[key] < 1:
+            raise ProfileError(f"profile {source}: '{key}' must be at least 1")
+    bad = [p for p in data["default_precisions"] if p not in PRECISIONS]
+    if bad:
+        raise ProfileError(
+            f"profile {source}: unknown precision(s) {', '.join(map(str, bad))}; "
+            f"known: {', '.join(PRECISIONS)}"
+        )
+    values = {k: data[k] for k in _REQUIRED}
+    values["runtimes"] = tuple(data["runtimes"])
+    values["default_precisions"] = tuple(data["default_precisions"])
+    return DeviceProfile(**values, budgets=_parse_budgets(data.get("accuracy", {}), source),
+                         source=source)
+
+
+def _parse_budgets(table: dict, source: str) -> dict[str, AccuracyBudget]:
+    budgets = {}
+    names = {f.name for f in fields(AccuracyBudget)}
+    for precision, values in table.items():
+        if precision not in PRECISIONS:
+            raise ProfileError(f"profile {source}: [accuracy.{precision}] is not a precision")
+        if not isinstance(values, dict):
+            raise ProfileError(f"profile {source}: [accuracy.{precision}] must be a table")
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ProfileError(
+                f"profile {source}: unknown key(s) in [accuracy.{precision}]: {', '.join(unknown)}"
+            )
+        bad = [k for k, v in values.items() if not isinstance(v, int | float)]
+        if bad:
+            raise ProfileError(
+                f"profile {source}: [accuracy.{precision}] {bad[0]} must be a number")
+        budgets[precision] = replace(DEFAULT_BUDGETS[precision], **values)
+    return budgets

@@ -1,0 +1,1 @@
+"""The build report: typed records (model.py) and their renderings (render.py)."""

@@ -1,0 +1,129 @@
+"""Render a Report as JSON, Markdown, HTML and a terminal table, from one set of rows."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from edgepack.report.model import Cell, Report
+
+COLUMNS = ("profile", "target", "precision", "status", "top-1", "agreement", "cosine",
+           "p50 ms", "p90 ms", "cold ms", "peak RSS", "size", "reason")
+
+
+def _accuracy_numbers(cell: Cell) -> tuple[str, str, str]:
+    acc = cell.accuracy or {}
+    outputs = acc.get("outputs", {})
+    top1 = agree = ""
+    cosines = [m["cosine"] for m in outputs.values() if "cosine" in m]
+    for m in outputs.values():
+        if "top1" in m:
+            top1 = f"{m['top1'] * 100:.2f}% ({m['top1_reference'] * 100:.2f}%)"
+        if "top1_agreement" in m:
+            agree = f"{m['top1_agreement'] * 100:.2f}%"
+    cosine = f"{min(cosines):.5f}" if cosines else ""
+    return top1, agree, cosine
+
+
+def cell_row(cell: Cell) -> list[str]:
+    top1, agree, cosine = _accuracy_numbers(cell)
+    lat = cell.latency or {}
+    cold = lat.get("cold_start_ms") or {}
+    mem = (cell.memory or {}).get("peak_rss_bytes")
+    precision = cell.precision + (f" ({cell.variant})" if cell.variant else "")
+    measured = (cell.runtime or {}).get("inference_precision")
+    if measured:
+        precision += f" [{_short_type(measured)}]"
+    return [
+        cell.profile, cell.target, precision, cell.status, top1, agree, cosine,
+        f"{lat['p50']:.3f}" if "p50" in lat else "", f"{lat['p90']:.3f}" if "p90" in lat else "",
+        f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
+        f"{mem / 2**20:.0f} MiB" if mem else "",
+        f"{cell.size / 1024:.1f} KiB" if cell.size else "", cell.reason or "",
+    ]
+
+
+def _short_type(ov_type: str) -> str:
+    """'<Type: 'bfloat16'>' -> 'bf16' (how OpenVINO prints its element types)."""
+    for long, short in (("bfloat16", "bf16"), ("float16", "f16"), ("float32", "f32")):
+        if long in ov_type:
+            return short
+    return ov_type
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
+
+
+def _summary_lines(report: Report) -> list[str]:
+    host = report.host
+    counts = {s: sum(c.status == s for c in report.cells) for s in ("ok", "failed", "skipped")}
+    data = report.data
+    return [
+        f"Source: `{report.source['file']}` (sha256 {report.source['sha256'][:12]}…)",
+        f"Result: **{'PASS' if report.ok else 'FAIL'}** — {counts['ok']} ok, "
+        f"{counts['failed']} failed, {counts['skipped']} skipped",
+        f"Accuracy data: {data.get('eval', {}).get('kind', '?')} "
+        f"({data.get('eval', {}).get('source', '?')}); calibration: "
+        f"{data.get('calib', {}).get('kind', 'none')} ({data.get('calib', {}).get('source', '-')})",
+        f"Measured on the build host, not on the device: {host['cpu']} ({host['machine']}, "
+        f"{host['cpus']} CPUs), {host['os']}, Python {host['python']}. top-1 shows the bundle "
+        "(reference in brackets); cosine is the lowest over outputs.",
+    ]
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# edgepack report — {report.source['file']}", ""]
+    lines += [f"- {s}" for s in _summary_lines(report)]
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for cell in report.cells:
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in cell_row(cell)) + " |")
+    lines += ["", "## Stages", ""]
+    for stage in report.stages:
+        detail = stage.get("tool") or stage.get("reason") or ""
+        lines.append(f"- **{stage['stage']}**: {stage.get('status', '')} {detail}".rstrip())
+    failed = [c for c in report.cells if c.gates and not all(g["ok"] for g in c.gates)]
+    if failed:
+        lines += ["", "## Gates missed", ""]
+        for cell in failed:
+            for g in cell.gates:
+                if not g["ok"]:
+                    op = ">=" if g["kind"] == "min" else "<="
+                    lines.append(f"- {cell.key}: {g['name']} = {g['value']:.6g} "
+                                 f"(needs {op} {g['limit']:g})")
+    lines += ["", "## Tools", ""] + [f"- {k} {v}" for k, v in sorted(report.tools.items())]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(report: Report) -> str:
+    esc = html.escape
+    rows = "\n".join(
+        "<tr class='{}'>{}</tr>".format(esc(c.status),
+                                        "".join(f"<td>{esc(v)}</td>" for v in cell_row(c)))
+        for c in report.cells)
+    summary = "".join(f"<li>{esc(s).replace('**', '')}</li>" for s in _summary_lines(report))
+    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>edgepack report — {esc(report.source['file'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}tr.failed{{background:#fdd}}
+tr.ok{{background:#efe}}tr.skipped{{background:#eee}}</style></head>
+<body><h1>edgepack report — {esc(report.source['file'])}</h1><ul>{summary}</ul>
+<table><thead><tr>{head}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<p>Full numbers: report.json</p></body></html>
+"""
+
+
+def terminal_table(report: Report):
+    """A rich Table of the cells (the caller prints it)."""
+    from rich.table import Table
+
+    table = Table(title=f"edgepack build — {report.source['file']}")
+    for col in COLUMNS[:-1]:  # reasons are printed below the table
+        table.add_column(col, no_wrap=col == "status")
+    style = {"ok": "green", "failed": "red", "skipped": "dim"}
+    for cell in report.cells:
+        table.add_row(*cell_row(cell)[:-1], style=style.get(cell.status))
+    return table

@@ -1,0 +1,1 @@
+"""Pipeline stages: each takes one ONNX model file and writes another."""

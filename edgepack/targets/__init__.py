@@ -1,0 +1,24 @@
+"""Deployment targets, one module per runtime, registered by name.
+
+The registry maps a target name to the module that defines it, so that choosing a target
+imports its runtime only when it is used (``import edgepack`` imports none of them).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edgepack.errors import TargetError
+from edgepack.targets.base import Target
+
+TARGETS: dict[str, str] = {
+    "ort": "edgepack.targets.ort",
+    "openvino": "edgepack.targets.openvino",
+}
+
+
+def get_target(name: str) -> Target:
+    """The Target called ``name``; TargetError naming the known ones if there is none."""
+    if name not in TARGETS:
+        raise TargetError(f"unknown target '{name}'; known targets: {', '.join(TARGETS)}")
+    return importlib.import_module(TARGETS[name]).TARGET

@@ -1,0 +1,123 @@
+"""OpenVINO target: IR bundles (``model.xml`` + ``model.bin``) for the CPU plugin.
+
+* fp32: no weight compression; the bundle pins ``INFERENCE_PRECISION_HINT=f32``, since the
+  CPU plugin otherwise runs bf16 (AVX512-BF16 hosts) or f16 (ARM) and results would depend
+  on the CPU. Where the device's default differs, a ``device-default`` variant is built and
+  measured beside it, with the fp16 budget.
+* fp16: weights compressed to fp16; the plugin's default inference precision.
+* int8: ``nncf.quantize`` calibrated on the dataset (transformer model type when the graph
+  has attention-like MatMul + Softmax).
+* int8-dynamic: ``nncf.compress_weights`` (weight-only int8).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgepack.data import Dataset
+from edgepack.errors import DataError
+from edgepack.profiles import DeviceProfile
+from edgepack.targets.base import Lowered, LowerOptions, Runner, Target
+
+# OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
+MIN_GLIBC = {"aarch64": "2.35", "x86_64": "2.28"}
+DEVICE_DEFAULT = "device-default"
+
+
+class OpenvinoRunner(Runner):
+    backend_name = "openvino"
+
+
+def device_default_precision(profile: DeviceProfile) -> str:
+    """What the CPU plugin runs on this device when nothing is pinned."""
+    if profile.arch == "aarch64":
+        return "f16"
+    return "bf16" if "bf16" in profile.cpu.lower() or "amx" in profile.cpu.lower() else "f32"
+
+
+def _is_transformer(model) -> bool:
+    ops = {op.get_type_name() for op in model.get_ops()}
+    return "Softmax" in ops and "MatMul" in ops
+
+
+class OpenvinoTarget(Target):
+    name = "openvino"
+    package = "openvino"
+    module = "openvino"
+    extra = "openvino"
+    runner = OpenvinoRunner
+
+    def check_profile(self, profile: DeviceProfile) -> str | None:
+        why = super().check_profile(profile)
+        need = MIN_GLIBC.get(profile.arch, "2.35")
+        if why is None and not profile.glibc_at_least(need):
+            why = (f"openvino's {profile.arch} wheels need glibc >= {need}; profile "
+                   f"'{profile.name}' has glibc {profile.glibc} ({profile.os})")
+        return why
+
+    def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
+        if precision == "fp32" and device_default_precision(profile) != "f32":
+            return [None, DEVICE_DEFAULT]
+        return [None]
+
+    def lower(self, model: Path, precision: str, profile: DeviceProfile,
+              calib: Dataset | None, out_dir: Path, options: LowerOptions) -> Lowered:
+        import openvino as ov
+
+        ov_model = ov.convert_model(str(model))
+        notes, compress = [], precision == "fp16"
+        if precision == "int8":
+            if calib is None:
+                raise DataError("static int8 needs calibration data (--calib or --data)")
+            ov_model, notes = _quantize(ov_model, calib)
+        elif precision == "int8-dynamic":
+            import nncf
+
+            ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+            notes = ["weight-only int8 (nncf.compress_weights INT8_ASYM); activations in the "
+                     "plugin's inference precision"]
+        ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
+        device = device_default_precision(profile)
+        config = {}
+        if precision == "fp32" and options.variant != DEVICE_DEFAULT:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+            notes.append(f"inference precision pinned to f32 (the device's default is {device})")
+        else:
+            notes.append(f"inference precision: the CPU plugin's default (on {profile.name}: "
+                         f"{device})")
+        inputs = [_spec(p) for p in ov_model.inputs]
+        outputs = [_spec(p) for p in ov_model.outputs]
+        return Lowered("model.xml", ["model.xml", "model.bin"], inputs, outputs,
+                       runtime_options={"openvino_config": config,
+                                        "device_inference_precision": config.get(
+                                            "INFERENCE_PRECISION_HINT", device)},
+                       notes=notes)
+
+
+def _quantize(ov_model, calib: Dataset):
+    import nncf
+
+    transformer = _is_transformer(ov_model)
+    dataset = nncf.Dataset(list(calib.feeds()))
+    quantized = nncf.quantize(
+        ov_model, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED
+        if transformer else nncf.QuantizationPreset.PERFORMANCE,
+        model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+    )
+    return quantized, [
+        f"int8 (nncf.quantize, {'transformer' if transformer else 'default'} model type) "
+        f"calibrated on {calib.samples} samples ({calib.kind}: {calib.source})"]
+
+
+def _spec(port) -> dict:
+    import numpy as np
+
+    shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+    name = port.get_any_name()
+    dtype = np.dtype(port.get_element_type().to_dtype()).name
+    layout = "NCHW" if len(shape) == 4 and shape[1] in (1, 3, 4) else None
+    return {"name": name, "dtype": dtype, "shape": shape, "layout": layout, "onnx_name": name,
+            "quantization": None}
+
+
+TARGET = OpenvinoTarget()

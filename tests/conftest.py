@@ -1,0 +1,58 @@
+"""Shared fixtures: the sample models, tiny models built with onnx.helper, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m edgepack ARGS`` as a user would, capturing output."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "edgepack", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=full_env,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def make_matmul_model(path: Path, batch: int | str = 1, features: int = 4,
+                      classes: int = 3, seed: int = 0) -> Path:
+    """A tiny classifier: logits = x @ W + b, with a possibly symbolic batch dim."""
+    rng = np.random.default_rng(seed)
+    w = helper.make_tensor("W", TensorProto.FLOAT, [features, classes],
+                           rng.standard_normal((features, classes)).astype(np.float32).ravel())
+    b = helper.make_tensor("B", TensorProto.FLOAT, [classes],
+                           rng.standard_normal(classes).astype(np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"],
+                                                                          ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        initializer=[w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
