@@ -58,14 +58,13 @@ def to_json(report: Report) -> str:
 def _summary_lines(report: Report) -> list[str]:
     host = report.host
     counts = {s: sum(c.status == s for c in report.cells) for s in ("ok", "failed", "skipped")}
-    data = report.data
+    evaluation, calib = report.data.get("eval") or {}, report.data.get("calib") or {}
     return [
         f"Source: `{report.source['file']}` (sha256 {report.source['sha256'][:12]}…)",
         f"Result: **{'PASS' if report.ok else 'FAIL'}** — {counts['ok']} ok, "
         f"{counts['failed']} failed, {counts['skipped']} skipped",
-        f"Accuracy data: {data.get('eval', {}).get('kind', '?')} "
-        f"({data.get('eval', {}).get('source', '?')}); calibration: "
-        f"{data.get('calib', {}).get('kind', 'none')} ({data.get('calib', {}).get('source', '-')})",
+        f"Accuracy data: {evaluation.get('kind', '?')} ({evaluation.get('source', '?')}); "
+        f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')})",
         f"Measured on the build host, not on the device: {host['cpu']} ({host['machine']}, "
         f"{host['cpus']} CPUs), {host['os']}, Python {host['python']}. top-1 shows the bundle "
         "(reference in brackets); cosine is the lowest over outputs.",

@@ -7,6 +7,7 @@ imports its runtime only when it is used (``import edgepack`` imports none of th
 from __future__ import annotations
 
 import importlib
+import os
 
 from edgepack.errors import TargetError
 from edgepack.targets.base import Target
@@ -15,6 +16,12 @@ TARGETS: dict[str, str] = {
     "ort": "edgepack.targets.ort",
     "openvino": "edgepack.targets.openvino",
 }
+
+# third-party targets: EDGEPACK_EXTRA_TARGETS="name=package.module,..." (each module defines
+# TARGET); the variable is inherited by the child processes that lower and run them
+for _item in filter(None, os.environ.get("EDGEPACK_EXTRA_TARGETS", "").split(",")):
+    _name, _, _module = _item.partition("=")
+    TARGETS[_name.strip()] = _module.strip()
 
 
 def get_target(name: str) -> Target:

@@ -95,7 +95,10 @@ class Target:
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8-dynamic", "int8")
 
     def available(self) -> bool:
-        return importlib.util.find_spec(self.module) is not None
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
 
     def require(self) -> None:
         """MissingExtraError naming the extra when the runtime is not installed."""

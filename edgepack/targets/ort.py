@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,27 +22,54 @@ class OrtRunner(Runner):
     backend_name = "onnxruntime"
 
 
+# What `python -m onnxruntime.tools.convert_onnx_models_to_ort --optimization_style Fixed`
+# does: optimize fully (without the x86-only NCHWc layout on ARM), save as ORT format, and
+# list the operators a reduced ORT build must include.
+_CONVERT = """
+import pathlib, sys
+import onnxruntime as ort
+from onnxruntime.tools.ort_format_model.utils import create_config_from_models
+so = ort.SessionOptions()
+so.optimized_model_filepath = "model.ort"
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+so.add_session_config_entry("session.save_model_format", "ORT")
+disabled = ["NchwcTransformer"] if sys.argv[1] == "arm" else None
+ort.InferenceSession("model.onnx", so, providers=["CPUExecutionProvider"],
+                     disabled_optimizers=disabled)
+create_config_from_models([pathlib.Path("model.ort")], pathlib.Path("required_operators.config"),
+                          False)
+"""
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+def _no_aslr() -> None:
+    # ORT's serializer lays out the flatbuffer in hash-map order, and its hash seeds come
+    # from addresses: without address randomization the same model gives the same bytes
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).personality(ADDR_NO_RANDOMIZE)
+
+
 def to_ort_format(onnx_path: Path, out_dir: Path, arch: str) -> None:
-    """Convert to ``model.ort`` + ``required_operators.config`` with the Fixed style.
+    """Convert to ``model.ort`` + ``required_operators.config`` (Fixed optimization style).
 
-    ``arch`` picks the optimizations: an x86 host would otherwise insert x86-only
-    (NCHWc) kernels into a model meant for an ARM board.
+    ``arch`` picks the optimizations: an x86 host would otherwise insert x86-only (NCHWc)
+    kernels into a model meant for an ARM board. The conversion runs in a fresh interpreter
+    with a minimal environment and no address randomization, so that identical models give
+    byte-identical files.
     """
-    from onnxruntime.tools.convert_onnx_models_to_ort import (
-        OptimizationStyle,
-        convert_onnx_models_to_ort,
-    )
-
     with tempfile.TemporaryDirectory() as tmp:
-        src_dir = Path(tmp) / "src"
-        src_dir.mkdir()
-        shutil.copyfile(onnx_path, src_dir / "model.onnx")
-        convert_onnx_models_to_ort(
-            src_dir, output_dir=Path(tmp) / "out", optimization_styles=[OptimizationStyle.Fixed],
-            target_platform="arm" if arch == "aarch64" else "amd64",
+        shutil.copyfile(onnx_path, Path(tmp) / "model.onnx")
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", _CONVERT, "arm" if arch == "aarch64" else "amd64"],
+            cwd=tmp, env={"LC_ALL": "C"}, capture_output=True, text=True,
+            preexec_fn=_no_aslr if sys.platform == "linux" else None,
         )
+        if proc.returncode != 0:
+            raise RuntimeError("conversion to ORT format failed: "
+                               + (proc.stderr.strip().splitlines() or ["no output"])[-1])
         for name in ("model.ort", "required_operators.config"):
-            shutil.copyfile(Path(tmp) / "out" / name, out_dir / name)
+            shutil.copyfile(Path(tmp) / name, out_dir / name)
 
 
 class OrtTarget(Target):

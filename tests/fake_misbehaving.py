@@ -1,0 +1,1 @@
+from tests.fake_targets import MISBEHAVING as TARGET  # noqa: F401

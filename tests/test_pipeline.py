@@ -1,0 +1,214 @@
+"""End to end: `edgepack build` on the sample models with the real ONNX Runtime target."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+
+import pytest
+
+from tests.conftest import ROOT, make_matmul_model, run_cli
+
+
+def _report(out, model):
+    return json.loads((out / model / "report.json").read_text())
+
+
+def _cells(report):
+    return {f"{c['profile']}/{c['target']}-{c['precision']}" + (f"-{c['variant']}" if c.get(
+        "variant") else ""): c for c in report["cells"]}
+
+
+@pytest.fixture(scope="module")
+def mobilenet_build(tmp_path_factory):
+    """One build of the 3-channel sample: rpi4, ort, fp32 + int8, real labels."""
+    out = tmp_path_factory.mktemp("build") / "dist"
+    samples = ROOT / "sample_models"
+    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "fp32,int8", "--data", samples / "mobilenet_digits.npz",
+                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "20", "-o", out)
+    return r, out
+
+
+def test_build_verifies_with_labels(mobilenet_build):
+    r, out = mobilenet_build
+    assert r.returncode == 0, r.stderr
+    report = _report(out, "mobilenet_digits")
+    assert report["schema_version"] == 1 and report["ok"] is True
+    assert report["data"]["eval"]["kind"] == "labelled"
+    cells = _cells(report)
+    fp32, int8 = cells["rpi4/ort-fp32"], cells["rpi4/ort-int8"]
+    for cell in (fp32, int8):
+        assert cell["status"] == "ok"
+        logits = cell["accuracy"]["outputs"]["logits"]
+        assert cell["accuracy"]["data"] == "labelled"
+        assert logits["top1"] > 0.9  # a real classifier on real labels
+        assert all(g["ok"] for g in cell["gates"])
+        lat = cell["latency"]
+        assert lat["runs"] == 20 and 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["max"]
+        assert lat["cold_start_ms"]["load"] > 0 and cell["memory"]["peak_rss_bytes"] > 0
+        assert (out / "mobilenet_digits" / cell["bundle"] / "model.ort").is_file()
+        assert (out / "mobilenet_digits" / cell["archive"]).is_file()
+    assert fp32["accuracy"]["outputs"]["logits"]["cosine"] > 0.99999
+    drop = int8["accuracy"]["outputs"]["logits"]["top1_drop_points"]
+    assert drop <= 1.0
+    assert "int8" in " ".join(int8["notes"]) and "minmax" in " ".join(int8["notes"])
+    md = (out / "mobilenet_digits" / "report.md").read_text()
+    assert "| rpi4 | ort | int8 | ok |" in md and "not on the device" in md
+    assert "ort-int8" in r.stderr and "ok" in r.stderr  # terminal summary table
+
+
+def test_bundle_layout_and_manifest(mobilenet_build):
+    _, out = mobilenet_build
+    bundle = out / "mobilenet_digits" / "rpi4" / "ort-int8"
+    names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert names == {"model.ort", "required_operators.config", "manifest.json", "run.py",
+                     "requirements.txt", "README.md", "golden/inputs.npz", "golden/outputs.npz"}
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["precision"] == "int8" and manifest["profile"]["name"] == "rpi4"
+    assert manifest["runtime"]["name"] == "onnxruntime"
+    assert manifest["inputs"][0]["shape"] == [1, 3, 32, 32]
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    reqs = (bundle / "requirements.txt").read_text()
+    assert "onnxruntime==" in reqs and "numpy==" in reqs and "aarch64" in reqs
+    assert "Conv" in (bundle / "required_operators.config").read_text()
+
+
+BLOCKER = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('edgepack', 'openvino', 'torch', 'tensorflow', 'onnx'):
+            raise ModuleNotFoundError('blocked for this test: ' + name)
+sys.meta_path.insert(0, Block())
+sys.argv = ['run.py', 'selftest']
+runpy.run_path('run.py', run_name='__main__')
+"""
+
+
+def test_selftest_in_extracted_archive_needs_only_ort_and_numpy(mobilenet_build, tmp_path):
+    _, out = mobilenet_build
+    with tarfile.open(out / "mobilenet_digits" / "rpi4" / "ort-int8.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    bundle = tmp_path / "ort-int8"
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", BLOCKER], cwd=bundle, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "selftest passed on onnxruntime" in r.stdout
+
+
+def test_verify_command_and_tampering(mobilenet_build, tmp_path):
+    _, out = mobilenet_build
+    archive = out / "mobilenet_digits" / "rpi4" / "ort-fp32.tar.gz"
+    r = run_cli("verify", archive)
+    assert r.returncode == 0, r.stderr
+    assert "selftest passed" in r.stderr
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    model = tmp_path / "ort-fp32" / "model.ort"
+    data = bytearray(model.read_bytes())
+    data[-100] ^= 0xFF
+    model.write_bytes(bytes(data))
+    r = run_cli("verify", tmp_path / "ort-fp32")
+    assert r.returncode == 1
+    assert "model.ort: sha256 mismatch" in r.stderr
+
+
+def test_identical_inputs_give_identical_archives(mobilenet_build, tmp_path):
+    _, first = mobilenet_build
+    samples = ROOT / "sample_models"
+    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "fp32,int8", "--data", samples / "mobilenet_digits.npz",
+                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "5",
+                "-o", tmp_path / "again")
+    assert r.returncode == 0, r.stderr
+    a = _cells(_report(first, "mobilenet_digits"))
+    b = _cells(_report(tmp_path / "again", "mobilenet_digits"))
+    for key in ("rpi4/ort-fp32", "rpi4/ort-int8"):
+        assert a[key]["archive_sha256"] == b[key]["archive_sha256"]
+        assert len(a[key]["archive_sha256"]) == 64
+
+
+def test_accuracy_gate_failure_is_exit_1_with_numbers(tmp_path):
+    samples = ROOT / "sample_models"
+    out = tmp_path / "dist"
+    r = run_cli("build", samples / "digits_cnn.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "fp32,int8-dynamic", "--data", samples / "digits_cnn.npz",
+                "--min-cosine", "0.99999", "--runs", "5", "-o", out)
+    assert r.returncode == 1, r.stderr
+    cells = _cells(_report(out, "digits_cnn"))
+    assert cells["rpi4/ort-fp32"]["status"] == "ok"
+    bad = cells["rpi4/ort-int8-dynamic"]
+    assert bad["status"] == "failed"
+    assert "logits.cosine" in bad["reason"] and "needs >= 0.99999" in bad["reason"]
+    assert not (out / "digits_cnn" / "rpi4" / "ort-int8-dynamic").exists()
+    assert "Gates missed" in (out / "digits_cnn" / "report.md").read_text()
+
+
+def test_verification_rejects_a_wrong_model(tmp_path):
+    samples = ROOT / "sample_models"
+    out = tmp_path / "dist"
+    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "x86-64",
+                "--target", "wrong,ort", "--precision", "fp32", "--data",
+                samples / "mobilenet_digits.npz", "--runs", "5", "-o", out,
+                env={"EDGEPACK_EXTRA_TARGETS": "wrong=tests.fake_wrong", "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1, r.stderr
+    cells = _cells(_report(out, "mobilenet_digits"))
+    assert cells["x86-64/ort-fp32"]["status"] == "ok"
+    wrong = cells["x86-64/wrong-fp32"]
+    assert wrong["status"] == "failed" and "accuracy outside budget" in wrong["reason"]
+    assert wrong["accuracy"]["outputs"]["logits"]["rel_error"] > 0.01
+
+
+def test_crash_and_hang_fail_only_their_cells(tmp_path):
+    samples = ROOT / "sample_models"
+    out = tmp_path / "dist"
+    r = run_cli("build", samples / "digits_cnn.onnx", "--profile", "x86-64",
+                "--target", "misbehaving", "--precision", "fp32,fp16,int8-dynamic",
+                "--data", samples / "digits_cnn.npz", "--runs", "5", "--timeout", "20", "-o", out,
+                env={"EDGEPACK_EXTRA_TARGETS": "misbehaving=tests.fake_misbehaving",
+                     "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1, r.stderr
+    cells = _cells(_report(out, "digits_cnn"))
+    assert cells["x86-64/misbehaving-fp32"]["status"] == "ok"
+    assert "crashed (SIGABRT)" in cells["x86-64/misbehaving-fp16"]["reason"]
+    assert "timed out after 20 s" in cells["x86-64/misbehaving-int8-dynamic"]["reason"]
+    assert (out / "digits_cnn" / "logs" / "x86-64-misbehaving-fp16.log").is_file()
+
+
+def test_synthetic_data_is_labelled_synthetic(tmp_path):
+    model = make_matmul_model(tmp_path / "tiny.onnx", batch=1, features=8, classes=5)
+    out = tmp_path / "dist"
+    r = run_cli("build", model, "--profile", "x86-64", "--target", "ort", "--precision",
+                "fp32,fp16", "--runs", "5", "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["data"]["eval"]["kind"] == "synthetic"
+    assert all(c["accuracy"]["data"] == "synthetic" for c in report["cells"])
+    assert "synthetic" in (out / "tiny" / "report.md").read_text()
+
+
+def test_missing_extra_names_it(tmp_path):
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class B:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('openvino', 'nncf'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, B())\n")
+    model = make_matmul_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "dist"
+    r = run_cli("build", model, "--target", "openvino", "-o", out,
+                env={"PYTHONPATH": str(blocker)})
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("edgepack: error: the 'openvino' target needs the 'openvino' "
+                                "package, which is not installed; install it with: "
+                                "pip install 'edgepack[openvino]'")
+    assert not out.exists()
