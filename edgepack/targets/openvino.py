@@ -48,12 +48,12 @@ class OpenvinoTarget(Target):
     runner = OpenvinoRunner
 
     def check_profile(self, profile: DeviceProfile) -> str | None:
-        why = super().check_profile(profile)
         need = MIN_GLIBC.get(profile.arch, "2.35")
-        if why is None and not profile.glibc_at_least(need):
-            why = (f"openvino's {profile.arch} wheels need glibc >= {need}; profile "
-                   f"'{profile.name}' has glibc {profile.glibc} ({profile.os})")
-        return why
+        if not profile.glibc_at_least(need):
+            return (f"openvino's {profile.arch} wheels need glibc >= {need}, but profile "
+                    f"'{profile.name}' has glibc {profile.glibc} ({profile.os}); use the ort "
+                    "target there, or a profile for a newer OS")
+        return super().check_profile(profile)
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
         if precision == "fp32" and device_default_precision(profile) != "f32":
@@ -85,6 +85,9 @@ class OpenvinoTarget(Target):
         else:
             notes.append(f"inference precision: the CPU plugin's default (on {profile.name}: "
                          f"{device})")
+        need = MIN_GLIBC.get(profile.arch, "2.35")
+        notes.append(f"openvino's {profile.arch} wheels need glibc >= {need} "
+                     f"(this profile: {profile.glibc}); older systems cannot pip-install them")
         inputs = [_spec(p) for p in ov_model.inputs]
         outputs = [_spec(p) for p in ov_model.outputs]
         return Lowered("model.xml", ["model.xml", "model.bin"], inputs, outputs,

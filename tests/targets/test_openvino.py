@@ -1,0 +1,95 @@
+"""The openvino target end to end, beside ort, on the 3-channel sample with real labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.test_pipeline import BLOCKER, _cells, _report
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ov") / "dist"
+    samples = ROOT / "sample_models"
+    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "x86-64,rpi4",
+                "--target", "ort,openvino", "--precision", "fp32,fp16,int8-dynamic,int8",
+                "--data", samples / "mobilenet_digits.npz",
+                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "20", "-o", out)
+    return r, out
+
+
+def test_all_openvino_cells_verify_with_labels(both):
+    r, out = both
+    assert r.returncode == 0, r.stderr
+    cells = _cells(_report(out, "mobilenet_digits"))
+    for precision in ("fp32", "fp16", "int8-dynamic", "int8"):
+        cell = cells[f"x86-64/openvino-{precision}"]
+        assert cell["status"] == "ok", cell["reason"]
+        assert cell["accuracy"]["data"] == "labelled"
+        assert cell["latency"]["p50"] > 0 and cell["latency"]["threads"] == 2
+    top1 = lambda c: c["accuracy"]["outputs"]["logits"]["top1"]  # noqa: E731
+    fp32, int8 = cells["x86-64/openvino-fp32"], cells["x86-64/openvino-int8"]
+    assert (top1(fp32) - top1(int8)) * 100 <= 1.0
+    assert "nncf.quantize" in " ".join(int8["notes"])
+
+
+def test_one_report_compares_runtimes(both):
+    _, out = both
+    report = _report(out, "mobilenet_digits")
+    targets = {(c["profile"], c["target"]) for c in report["cells"] if c["status"] == "ok"}
+    assert targets == {(p, t) for p in ("x86-64", "rpi4") for t in ("ort", "openvino")}
+    md = (out / "mobilenet_digits" / "report.md").read_text()
+    assert "| x86-64 | ort | fp32 |" in md and "| x86-64 | openvino | fp32 [f32] |" in md
+
+
+def test_fp32_is_pinned_to_f32_and_device_default_is_measured(both):
+    _, out = both
+    cells = _cells(_report(out, "mobilenet_digits"))
+    fp32 = cells["rpi4/openvino-fp32"]
+    assert "float32" in fp32["runtime"]["inference_precision"]
+    manifest = json.loads((out / "mobilenet_digits" / fp32["bundle"] / "manifest.json")
+                          .read_text())
+    options = manifest["runtime"]["options"]
+    assert options["openvino_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+    assert options["device_inference_precision"] == "f32"
+    default = cells["rpi4/openvino-fp32-device-default"]
+    assert default["status"] == "ok" and default["accuracy"]["budget"]["min_cosine"] == 0.999
+    dm = json.loads((out / "mobilenet_digits" / default["bundle"] / "manifest.json").read_text())
+    assert dm["runtime"]["options"]["device_inference_precision"] == "f16"
+    # the x86-64 profile's AVX2 device runs f32 by default: no extra row
+    assert "x86-64/openvino-fp32-device-default" not in cells
+
+
+def test_requirements_and_readme_for_arm(both):
+    _, out = both
+    bundle = out / "mobilenet_digits" / "rpi4" / "openvino-int8"
+    assert "openvino==" in (bundle / "requirements.txt").read_text()
+    assert "glibc >= 2.35" in (bundle / "README.md").read_text()
+
+
+def test_selftest_needs_only_openvino_and_numpy(both, tmp_path):
+    _, out = both
+    with tarfile.open(out / "mobilenet_digits" / "rpi4" / "openvino-int8.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    blocker = BLOCKER.replace("'openvino', ", "'onnxruntime', ")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", blocker], cwd=tmp_path / "openvino-int8",
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "selftest passed on openvino" in r.stdout
+
+
+def test_old_glibc_profile_is_refused(tmp_path, samples):
+    out = tmp_path / "dist"
+    r = run_cli("build", samples / "digits_cnn.onnx", "--profile", "generic-arm64",
+                "--target", "openvino", "-o", out)
+    assert r.returncode == 2
+    assert "glibc" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
