@@ -57,6 +57,7 @@ class BuildOptions:
     min_cosine: float | None = None
     calibration_method: str = "minmax"
     allow_synthetic_calibration: bool = False
+    target_options: dict = field(default_factory=dict)  # e.g. {"int8_io": True} for tflite
     timeout: float = 900.0
 
 
@@ -257,28 +258,47 @@ class Build:
         return dst
 
     def _build_cell(self, p: PlannedCell) -> None:
+        """Try the target's strategies in order until one yields a bundle that verifies."""
         cell, opts = p.cell, self.opts
         rel = Path(cell.profile) / cell.name
         bundle = self.stage / rel
-        bundle.mkdir(parents=True)
         tmp = self.work / "tmp" / str(rel)
         log = self.stage / "logs" / f"{cell.profile}-{cell.name}.log"
         cell.log = str(Path("logs") / log.name)
         threads = opts.threads or p.profile.threads
         budget = _budget(opts, p.profile, cell)
-        ok = self._lower(p, bundle, tmp, log) and self._verify(p, bundle, tmp, log, threads,
-                                                                budget)
+        ok = False
+        for strategy, unavailable in p.target.strategies(cell.precision, p.profile):
+            if unavailable:
+                cell.attempts.append({"strategy": strategy, "outcome": f"skipped: {unavailable}"})
+                continue
+            shutil.rmtree(bundle, ignore_errors=True)
+            bundle.mkdir(parents=True)
+            cell.status, cell.reason = "pending", None
+            attempt = {"strategy": strategy}
+            cell.attempts.append(attempt)
+            ok = self._lower(p, bundle, tmp, log, strategy, attempt) and self._verify(
+                p, bundle, tmp, log, threads, budget, attempt)
+            attempt["outcome"] = "accepted" if ok else f"rejected: {cell.reason}"
+            if ok:
+                break
         if ok:
             self._bench(p, bundle, tmp, log, threads)
+        if not ok and cell.status != "failed":
+            cell.fail("no lowering strategy is available: " + "; ".join(
+                a["outcome"] for a in cell.attempts))
+        if len(cell.attempts) > 1 and not ok:
+            cell.reason = f"all {len(cell.attempts)} strategies rejected; last: {cell.reason}"
         if cell.status == "failed":
-            shutil.rmtree(bundle)
+            shutil.rmtree(bundle, ignore_errors=True)
             return
         cell.status = "ok"
         archive = bundle.with_name(bundle.name + ".tar.gz")
         cell.archive_sha256 = write_archive(bundle, archive)
         cell.bundle, cell.archive = str(rel), str(rel) + ".tar.gz"
 
-    def _lower(self, p: PlannedCell, bundle: Path, tmp: Path, log: Path) -> bool:
+    def _lower(self, p: PlannedCell, bundle: Path, tmp: Path, log: Path, strategy: str,
+               attempt: dict) -> bool:
         cell, opts = p.cell, self.opts
         spec = {
             "target": cell.target, "model": self.simplified, "precision": cell.precision,
@@ -287,21 +307,21 @@ class Build:
             "calib_kind": self.calib.kind if self.calib else None,
             "calib_source": self.calib.source if self.calib else None,
             "options": {"calibration_method": opts.calibration_method, "timeout": opts.timeout,
-                        "variant": cell.variant},
+                        "variant": cell.variant, "strategy": strategy,
+                        "cache_dir": str(self.work / "cache" / cell.target),
+                        "log": str(log), **opts.target_options},
         }
         res = run_child("lower", spec, tmp, log, opts.timeout)
-        cell.timings["lower_s"] = round(res.seconds, 3)
-        attempt = {"strategy": f"{cell.target} {cell.precision}", "seconds": round(res.seconds, 3),
-                   "peak_rss_bytes": res.result.get("peak_rss_bytes"),
-                   "outcome": "produced a file" if res.ok else res.reason}
+        cell.timings["lower_s"] = round(cell.timings.get("lower_s", 0) + res.seconds, 3)
+        attempt.update(seconds=round(res.seconds, 3),
+                       peak_rss_bytes=res.result.get("peak_rss_bytes"))
         if not res.ok:
-            cell.attempts.append(attempt)
             cell.fail(f"lowering failed: {res.reason}")
             return False
         result = {k: v for k, v in res.result.items() if k != "peak_rss_bytes"}
         lowered = Lowered(**result)
-        cell.attempts.extend(lowered.attempts or [attempt])
-        cell.notes.extend(lowered.notes)
+        attempt.update({k: v for k, v in lowered.stats.items()})
+        cell.notes = list(lowered.notes)
         self.lowered = lowered
         self._write_bundle_files(p, bundle, lowered)
         return True
@@ -338,7 +358,7 @@ class Build:
                      target.requirements(profile), header)
 
     def _verify(self, p: PlannedCell, bundle: Path, tmp: Path, log: Path, threads: int,
-                budget: AccuracyBudget) -> bool:
+                budget: AccuracyBudget, attempt: dict) -> bool:
         cell, lowered = p.cell, self.lowered
         out = tmp / "outputs.npz"
         spec = {"target": cell.target, "model": bundle / lowered.model_file,
@@ -363,6 +383,9 @@ class Build:
         cell.gates = [g.to_dict() for g in gates] + [
             {"name": "selftest", "value": float(passed), "limit": 1.0, "kind": "min",
              "ok": passed}]
+        attempt["accuracy"] = {name: {k: m.get(k) for k in (
+            "cosine", "rel_error", "max_abs", "top1", "top1_agreement") if k in m}
+            for name, m in per_output.items()}
         missed = [g.describe() for g in gates if not g.ok]
         if not passed:
             missed.append(f"device selftest failed: {selftest_log.splitlines()[-1:]}")

@@ -23,6 +23,10 @@ class LowerOptions:
     calibration_method: str = "minmax"  # minmax, entropy, percentile (static int8)
     timeout: float = 600.0  # seconds for one lowering child process
     variant: str | None = None  # a target-specific variant of a precision (see Target.variants)
+    strategy: str = "default"  # which of Target.strategies to use
+    cache_dir: str | None = None  # shared by the cells of one build (e.g. converter outputs)
+    log: str | None = None  # the cell's log file, for converter output
+    int8_io: bool = False  # tflite: full-integer int8 inputs/outputs for the int8 precision
 
 
 @dataclass
@@ -35,7 +39,7 @@ class Lowered:
     outputs: list[dict]
     runtime_options: dict = field(default_factory=dict)  # passed to the device Backend
     notes: list[str] = field(default_factory=list)
-    attempts: list[dict] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # recorded with the attempt (converter, times)
 
 
 class Runner:
@@ -119,6 +123,10 @@ class Target:
         """Pinned device requirements: the runtime verified on the host, and numpy."""
         return [f"{self.package}=={self.runtime_version()}",
                 f"numpy=={importlib.metadata.version('numpy')}"]
+
+    def strategies(self, precision: str, profile: DeviceProfile) -> list[tuple[str, str | None]]:
+        """(strategy name, why it is unavailable or None), in the order to try them."""
+        return [("default", None)]
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
         """The bundles one precision yields on this profile: None is the plain one."""
