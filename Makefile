@@ -9,7 +9,8 @@ STAMP = $(VENV)/.edgepack-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino]'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite]'
+	$(BIN)/edgepack toolchain install tflite
 	touch $(STAMP)
 
 demo: $(STAMP)

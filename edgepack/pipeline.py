@@ -84,6 +84,9 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
     explicit = [get_target(name) for name in opts.targets or ()]
     for target in explicit:
         target.require()
+        missing = target.missing_toolchain()
+        if missing:
+            raise TargetError(missing)
     if opts.calibration_method not in CALIBRATION_METHODS:
         raise TargetError(f"unknown calibration method '{opts.calibration_method}'; known: "
                           f"{', '.join(CALIBRATION_METHODS)}")
@@ -102,6 +105,8 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
                     cell.status = "skipped"
                     cell.reason = (f"{target.package} is not installed: "
                                    f"pip install 'edgepack[{target.extra}]'")
+                elif target.missing_toolchain():
+                    cell.status, cell.reason = "skipped", target.missing_toolchain()
                 elif precision not in target.precisions:
                     cell.status = "skipped"
                     cell.reason = f"the {target.name} target has no {precision} lowering"
@@ -362,7 +367,8 @@ class Build:
         cell, lowered = p.cell, self.lowered
         out = tmp / "outputs.npz"
         spec = {"target": cell.target, "model": bundle / lowered.model_file,
-                "inputs": lowered.inputs, "threads": threads, "options": lowered.runtime_options,
+                "inputs": lowered.inputs, "outputs": lowered.outputs, "threads": threads,
+                "options": lowered.runtime_options,
                 "data": self.work / "data" / "eval.npz", "batch": self.evaluation.batch,
                 "out": out}
         res = run_child("evaluate", spec, tmp, log, self.opts.timeout)
@@ -396,7 +402,7 @@ class Build:
 
     def _bench(self, p: PlannedCell, bundle: Path, tmp: Path, log: Path, threads: int) -> None:
         cell, opts = p.cell, self.opts
-        spec = {"bundle": bundle, "threads": threads, "options": {}, "warmup": opts.warmup,
+        spec = {"bundle": bundle, "threads": threads, "warmup": opts.warmup,
                 "runs": opts.runs, "min_time": opts.min_time}
         res = run_child("bench", spec, tmp, log, opts.timeout)
         cell.timings["bench_s"] = round(res.seconds, 3)

@@ -41,7 +41,8 @@ def evaluate(spec: dict) -> dict:
     target = get_target(spec["target"])
     inputs = [TensorSpec.from_dict(d) for d in spec["inputs"]]
     data = read_dataset_file(Path(spec["data"]), spec["batch"])
-    with target.runner(Path(spec["model"]), inputs, spec["threads"], spec["options"]) as r:
+    options = {**spec["options"], "io": {"inputs": spec["inputs"], "outputs": spec["outputs"]}}
+    with target.runner(Path(spec["model"]), inputs, spec["threads"], options) as r:
         outputs: dict[str, list] = {}
         for feeds in data.feeds():
             for name, value in r.infer(feeds).items():
@@ -59,5 +60,5 @@ def bench(spec: dict) -> dict:
         feeds = next(device.batches({k: z[k] for k in z.files}, manifest["batch"]))
     runtime = manifest["runtime"]
     return device.benchmark(device.BACKENDS[runtime["name"]], bundle / manifest["model_file"],
-                            spec["threads"], {**runtime.get("options", {}), **spec["options"]},
+                            spec["threads"], device.backend_options(manifest),
                             feeds, spec["warmup"], spec["runs"], spec["min_time"])

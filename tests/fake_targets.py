@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgepack.targets.ort import OrtTarget, to_ort_format
+from edgepack.targets.tflite import TfliteTarget
 
 
 class _Fake(OrtTarget):
@@ -55,3 +57,27 @@ class Misbehaving(_Fake):
 
 WRONG = WrongWeights()
 MISBEHAVING = Misbehaving()
+
+
+class WrongTflite(TfliteTarget):
+    """Converts a copy of the model whose first conv weights are scaled by 1.5, with the real
+    onnx2tf strategies: a valid .tflite with wrong numbers, written with exit code 0."""
+
+    name = "wrongtflite"
+
+    def check_profile(self, profile):
+        return None
+
+    def lower(self, model, precision, profile, calib, out_dir, options):
+        m = onnx.load(str(model))
+        init = next(i for i in m.graph.initializer if len(i.dims) == 4)
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5),
+                                              init.name))
+        broken = Path(options.cache_dir).parent / "wrong.onnx"
+        broken.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(m, str(broken))
+        return super().lower(broken, precision, profile, calib, out_dir,
+                             replace(options, cache_dir=str(Path(options.cache_dir) / "wrong")))
+
+
+WRONG_TFLITE = WrongTflite()

@@ -34,11 +34,12 @@ def _root(
 
 
 def _register() -> None:
-    from edgepack.cli import build, inspect, profiles, verify
+    from edgepack.cli import build, inspect, profiles, toolchain, verify
 
     for module in (build, inspect, verify):
         app.command(module.NAME, help=module.command.__doc__)(module.command)
     app.add_typer(profiles.app, name="profiles")
+    app.add_typer(toolchain.app, name="toolchain")
 
 
 def main(argv: list[str] | None = None) -> None:

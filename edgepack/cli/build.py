@@ -18,7 +18,7 @@ def command(
         "(default: the host's kind, x86-64 or generic-arm64).")] = None,
     target: Annotated[list[str] | None, typer.Option(
         "--target", "-t",
-        help="Runtimes: ort, openvino (default: the profile's runtimes).")] = None,
+        help="Runtimes: ort, openvino, tflite (default: the profile's runtimes).")] = None,
     precision: Annotated[list[str] | None, typer.Option(
         "--precision", help="fp32, fp16, int8-dynamic, int8 (default: the profile's).")] = None,
     data: Annotated[Path | None, typer.Option(
@@ -44,6 +44,9 @@ def command(
         help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
     allow_synthetic_calibration: Annotated[bool, typer.Option(
         help="Allow static int8 calibrated on random data.")] = False,
+    int8_io: Annotated[bool, typer.Option(
+        "--int8-io", help="tflite int8: integer inputs/outputs (scale/zero point in the "
+        "manifest; run.py applies them).")] = False,
     timeout: Annotated[float, typer.Option(
         min=1.0, help="Seconds allowed for each lowering, evaluation or benchmark.")] = 900.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
@@ -64,6 +67,7 @@ def command(
         min_time=min_time, warmup=warmup, threads=threads, max_accuracy_drop=max_accuracy_drop,
         min_cosine=min_cosine, calibration_method=calibration,
         allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
+        target_options={"int8_io": True} if int8_io else {},
     )
     with console.status("edgepack build", spinner="dots") as status:
         def progress(message, cell):

@@ -99,7 +99,57 @@ class OpenvinoBackend(Backend):
         self.request = self.compiled = None
 
 
-BACKENDS = {"onnxruntime": OrtBackend, "openvino": OpenvinoBackend}
+class TfliteBackend(Backend):
+    """ai-edge-litert (or tflite-runtime where that is what is installed). Tensors are bound
+    by the runtime names the manifest records, transposed and (de)quantized as recorded, so
+    callers feed and get back the ONNX names, shapes and layouts."""
+
+    def _load(self) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+            name, module = "ai-edge-litert", "ai_edge_litert"
+        except ImportError:
+            from tflite_runtime.interpreter import Interpreter
+            name, module = "tflite-runtime", "tflite_runtime"
+        self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
+        self.interpreter.allocate_tensors()
+        io = self.options["io"]
+        ins = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
+        outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        self.inputs = [(t, ins[t["runtime_name"]]) for t in io["inputs"]]
+        self.outputs = [(t, outs[t["runtime_name"]]) for t in io["outputs"]]
+        version = getattr(__import__(module), "__version__", "?")
+        self.info = {"runtime": name, "version": version, "threads": self.threads}
+
+    def _run(self, feeds: dict) -> dict:
+        it = self.interpreter
+        for t, index in self.inputs:
+            arr = feeds[t["name"]]
+            if t["transpose"]:
+                arr = arr.transpose(t["transpose"])
+            q = t["quantization"]
+            dtype = np.dtype(t["runtime_dtype"])
+            if q:
+                info = np.iinfo(dtype)
+                arr = np.clip(np.round(arr / q["scale"] + q["zero_point"]), info.min, info.max)
+            it.set_tensor(index, np.ascontiguousarray(arr, dtype=dtype))
+        it.invoke()
+        result = {}
+        for t, index in self.outputs:
+            arr = it.get_tensor(index)
+            q = t["quantization"]
+            if q:
+                arr = (arr.astype(np.float32) - q["zero_point"]) * np.float32(q["scale"])
+            if t["transpose"]:
+                arr = arr.transpose(np.argsort(t["transpose"]))
+            result[t["name"]] = np.asarray(arr, dtype=t["dtype"])
+        return result
+
+    def close(self) -> None:
+        self.interpreter = None
+
+
+BACKENDS = {"onnxruntime": OrtBackend, "openvino": OpenvinoBackend, "tflite": TfliteBackend}
 
 
 # --------------------------------------------------------------------------- timing
@@ -220,11 +270,16 @@ def check_files(bundle: Path, manifest: dict) -> list:
     return bad
 
 
+def backend_options(manifest: dict) -> dict:
+    """The runtime's options plus the I/O bindings (runtime names, transposes, quantization)."""
+    return {**manifest["runtime"].get("options", {}),
+            "io": {"inputs": manifest["inputs"], "outputs": manifest["outputs"]}}
+
+
 def open_backend(bundle: Path, manifest: dict, threads: int | None = None) -> Backend:
-    runtime = manifest["runtime"]
-    cls = BACKENDS[runtime["name"]]
+    cls = BACKENDS[manifest["runtime"]["name"]]
     return cls(bundle / manifest["model_file"], threads or manifest["threads"],
-               runtime.get("options", {}))
+               backend_options(manifest))
 
 
 def batches(arrays: dict, batch: int):
@@ -308,7 +363,7 @@ def bench(bundle: Path, runs, min_time, warmup, threads) -> int:
         feeds = next(batches({k: z[k] for k in z.files}, manifest["batch"]))
     runtime = manifest["runtime"]
     result = benchmark(BACKENDS[runtime["name"]], bundle / manifest["model_file"],
-                       threads or manifest["threads"], runtime.get("options", {}), feeds,
+                       threads or manifest["threads"], backend_options(manifest), feeds,
                        warmup, runs, min_time)
     result["machine"] = {"platform": sys.platform, "machine": os.uname().machine,
                          "cpus": os.cpu_count()}

@@ -15,6 +15,7 @@ from edgepack.targets.base import Target
 TARGETS: dict[str, str] = {
     "ort": "edgepack.targets.ort",
     "openvino": "edgepack.targets.openvino",
+    "tflite": "edgepack.targets.tflite",
 }
 
 # third-party targets: EDGEPACK_EXTRA_TARGETS="name=package.module,..." (each module defines

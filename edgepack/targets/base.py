@@ -112,6 +112,10 @@ class Target:
     def runtime_version(self) -> str:
         return importlib.metadata.version(self.package)
 
+    def missing_toolchain(self) -> str | None:
+        """Why this target's converter cannot run here (and how to fix it), or None."""
+        return None
+
     def check_profile(self, profile: DeviceProfile) -> str | None:
         """Why ``profile`` cannot run this target, or None when it can."""
         if self.name not in profile.runtimes:

@@ -25,13 +25,17 @@ def test_round_trip_fp32(name, samples, tmp_path):
     data = load_dataset(samples / "mobilenet_digits.npz", ref.inputs, "--data").head(40)
     out = tmp_path / "bundle"
     out.mkdir()
-    lowered = target.lower(ref.path, "fp32", load_profile("x86-64"), None, out, LowerOptions())
+    profile = load_profile("x86-64")
+    strategy = next(s for s, unavailable in target.strategies("fp32", profile) if not unavailable)
+    lowered = target.lower(ref.path, "fp32", profile, None, out,
+                           LowerOptions(strategy=strategy, cache_dir=str(tmp_path / "cache")))
     assert (out / lowered.model_file).is_file()
     assert [i["name"] for i in lowered.inputs] == ["input"]
     expected = run_onnx(ref.path, list(data.feeds()))
     got = []
-    with target.runner(out / lowered.model_file, list(ref.inputs), 2,
-                       lowered.runtime_options) as runner:
+    options = {**lowered.runtime_options,
+               "io": {"inputs": lowered.inputs, "outputs": lowered.outputs}}
+    with target.runner(out / lowered.model_file, list(ref.inputs), 2, options) as runner:
         for feeds in data.feeds():
             got.append(runner.infer(feeds))
     stack = lambda rs: {k: np.concatenate([r[k] for r in rs]) for k in rs[0]}  # noqa: E731

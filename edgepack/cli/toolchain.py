@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgepack.cli.common import console, stdout
+
+app = typer.Typer(help="List and install isolated converter environments (onnx2tf).",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_() -> None:
+    """Show each converter environment: installed or not, its versions, path and size."""
+    from rich.table import Table
+
+    from edgepack.toolchains import TOOLCHAINS, disk_usage
+
+    table = Table("target", "toolchain", "status", "python", "pins", "size", "path")
+    for target, chains in TOOLCHAINS.items():
+        for chain in chains:
+            lo, hi = chain.python
+            if chain.installed():
+                status, size = "installed", f"{disk_usage(chain.path) / 2**30:.1f} GiB"
+            else:
+                python = chain.find_python()
+                status = "not installed" if python else "unavailable: no suitable Python"
+                size = f"~{chain.size}"
+            pins = ", ".join(f"{p} {chain.version(p)}" for p in
+                             ("onnx2tf", "tensorflow", "onnx", "numpy") if chain.version(p))
+            table.add_row(target, chain.name, status, f"{lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}", pins,
+                          size, str(chain.path))
+    stdout.print(table)
+
+
+@app.command("install")
+def install(
+    name: Annotated[str, typer.Argument(help="A target (tflite) or one toolchain by name.")],
+    force: Annotated[bool, typer.Option(help="Re-install even if present.")] = False,
+) -> None:
+    """Create the pinned converter environment(s) for NAME in edgepack's cache."""
+    from edgepack.toolchains import install as do_install
+    from edgepack.toolchains import toolchains_for
+
+    chains = toolchains_for(name)
+    for chain in chains:
+        if chain.installed() and not force:
+            console.print(f"{chain.name}: already installed in {chain.path}")
+            continue
+        if chain.find_python() is None and len(chains) > 1:
+            lo, hi = chain.python
+            console.print(f"[yellow]{chain.name}: skipped, needs Python {lo[0]}.{lo[1]}-"
+                          f"{hi[0]}.{hi[1]} (none found); builds record it as unavailable[/]")
+            continue
+        console.print(f"{chain.name}: installing (about {chain.size})")
+        do_install(chain, lambda msg: console.print(f"  {msg}", highlight=False))
