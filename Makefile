@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.edgepack-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite]'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite,minilm]'
 	$(BIN)/edgepack toolchain install tflite
 	touch $(STAMP)
 
@@ -23,8 +23,12 @@ test: $(STAMP)
 	$(BIN)/ruff check edgepack tests benchmarks sample_models
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/minilm_tflite.py
 
 clean:
 	rm -rf dist .pytest_cache

@@ -7,7 +7,10 @@ the reference for that runtime on the same model file, input and thread count:
 * ort: a bare ``InferenceSession.run`` loop in a fresh process (ONNX Runtime's pip wheel has
   no perf tool);
 * openvino: OpenVINO's own ``benchmark_app`` (sync API, 1 stream, same threads and
-  inference precision).
+  inference precision);
+* tflite: LiteRT's own ``litert-benchmark`` (same threads; it prints milliseconds with two
+  decimals, so sub-0.1 ms models give coarse ratios: the generated ``convnet`` is there
+  for a millisecond-scale workload).
 
 Prints a Markdown table with the ratio edgepack p50 / reference median. Run: ``make bench``.
 """
@@ -62,33 +65,85 @@ def benchmark_app(bundle: Path, threads: int, runs: int) -> float:
     return float(value) / (1000.0 if unit == "us" else 1.0)
 
 
+def litert_benchmark(bundle: Path, threads: int, runs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        subprocess.run([str(Path(sys.executable).parent / "litert-benchmark"), "--model",
+                        str(bundle / "model.tflite"), "--num_threads", str(threads),
+                        "--num_runs", str(runs), "--warmup_runs", "10",
+                        "--result_json", str(result)], capture_output=True, check=True)
+        return json.loads(result.read_text())["latency"]["median_ms"]
+
+
 REFERENCES = {"ort": ("bare InferenceSession.run", bare_ort),
-              "openvino": ("benchmark_app", benchmark_app)}
+              "openvino": ("benchmark_app", benchmark_app),
+              "tflite": ("litert-benchmark", litert_benchmark)}
+
+
+def make_convnet(path: Path) -> Path:
+    """A millisecond-scale CNN (3x128x128, five 3x3 convs, random weights, seeded)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev, cin = [], [], "input", 3
+    for i, (cout, stride) in enumerate([(32, 2), (32, 1), (64, 2), (64, 1), (128, 2)]):
+        w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) / np.sqrt(cin * 9)
+        inits += [numpy_helper.from_array(w, f"w{i}"),
+                  numpy_helper.from_array(np.zeros(cout, np.float32), f"b{i}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"],
+                                   pads=[1, 1, 1, 1], strides=[stride, stride]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        prev, cin = f"r{i}", cout
+    fc = rng.standard_normal((cin, 10)).astype(np.float32) / np.sqrt(cin)
+    inits.append(numpy_helper.from_array(fc, "fc"))
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("MatMul", ["flat", "fc"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "convnet", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                         [1, 3, 128, 128])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--targets", default="ort,openvino")
-    parser.add_argument("--models", default="digits_cnn,mobilenet_digits")
+    parser.add_argument("--targets", default="ort,openvino,tflite")
+    parser.add_argument("--models", default="digits_cnn,mobilenet_digits,convnet")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             out = Path(tmp) / "dist"
+            if model == "convnet":  # synthetic data: only timing matters here
+                source = make_convnet(Path(tmp) / "convnet.onnx")
+                data = ["--allow-synthetic-calibration"]
+            else:
+                source = SAMPLES / f"{model}.onnx"
+                data = ["--eval", str(SAMPLES / f"{model}.npz"),
+                        "--calib", str(SAMPLES / f"{model}_calib.npz")]
             subprocess.run(
-                [sys.executable, "-m", "edgepack", "build", str(SAMPLES / f"{model}.onnx"),
-                 "--profile", "x86-64", "--target", args.targets,
-                 "--eval", str(SAMPLES / f"{model}.npz"),
-                 "--calib", str(SAMPLES / f"{model}_calib.npz"), "--runs", str(args.runs),
-                 "-o", str(out)], check=False, capture_output=True)
+                [sys.executable, "-m", "edgepack", "build", str(source), "--profile", "x86-64",
+                 "--target", args.targets, *data, "--runs", str(args.runs), "-o", str(out)],
+                check=False, capture_output=True)
             report = json.loads((out / model / "report.json").read_text())
             for cell in report["cells"]:
                 if cell["status"] != "ok":
                     rows.append((model, cell, None, None, cell["status"]))
                     continue
                 tool, measure = REFERENCES[cell["target"]]
-                ref = measure(out / model / cell["bundle"], cell["latency"]["threads"], args.runs)
+                try:
+                    ref = measure(out / model / cell["bundle"], cell["latency"]["threads"],
+                                  args.runs)
+                except subprocess.CalledProcessError as e:
+                    rows.append((model, cell, None, None, f"{tool} failed (exit {e.returncode})"))
+                    continue
                 rows.append((model, cell, cell["latency"]["p50"], ref, tool))
     host = report["host"]
     print(f"Host: {host['cpu']} ({host['machine']}, {host['cpus']} CPUs), {host['os']}; "
@@ -101,8 +156,9 @@ def main() -> int:
         if p50 is None:
             print(f"| {model} | {cell['target']} | {name} | – | – | – | {tool} |")
             continue
-        print(f"| {model} | {cell['target']} | {name} | {p50:.4f} | {ref:.4f} | "
-              f"{p50 / ref:.2f} | {tool} |")
+        ratio = f"{p50 / ref:.2f}" if ref else "–"
+        print(f"| {model} | {cell['target']} | {name} | {p50:.4f} | {ref:.4f} | {ratio} | "
+              f"{tool} |")
     return 0
 
 

@@ -151,6 +151,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", type=int, default=64, help="static sequence length (64)")
     parser.add_argument("--out", type=Path, help="output folder (default: a temp dir)")
+    parser.add_argument("--strategy", help="passed to edgepack build --strategy, e.g. "
+                        "onnx2tf-1.29.24 to time the TensorFlow path")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (an --out dir is always kept)")
     args = parser.parse_args()
@@ -161,6 +163,8 @@ def main() -> int:
         cmd = [sys.executable, "-m", "edgepack", "build", str(model), "--profile", "x86-64",
                "--target", "tflite", "--precision", "fp32", "--data", str(data),
                "--runs", "20", "-o", str(out / "dist"), "--timeout", "1200"]
+        if args.strategy:
+            cmd += ["--strategy", args.strategy]
         print("$ " + " ".join(cmd), flush=True)
         proc = subprocess.run(cmd)
         report_file = out / "dist" / "minilm" / "report.json"

@@ -81,9 +81,9 @@ def _main(task: str, spec_path: str, result_path: str) -> int:
 
 
 def _peak_rss() -> int:
-    import resource
+    from edgepack.device.runner import peak_rss_bytes
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return peak_rss_bytes()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class BuildOptions:
     calibration_method: str = "minmax"
     allow_synthetic_calibration: bool = False
     target_options: dict = field(default_factory=dict)  # e.g. {"int8_io": True} for tflite
+    strategy: str | None = None  # only try lowering strategies whose name contains this
     timeout: float = 900.0
 
 
@@ -90,7 +91,7 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
     if opts.calibration_method not in CALIBRATION_METHODS:
         raise TargetError(f"unknown calibration method '{opts.calibration_method}'; known: "
                           f"{', '.join(CALIBRATION_METHODS)}")
-    cells = []
+    cells: list[PlannedCell] = []
     for profile in profiles:
         targets = explicit or [get_target(n) for n in profile.runtimes if n in TARGETS]
         for target in targets:
@@ -111,6 +112,9 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
                     cell.status = "skipped"
                     cell.reason = f"the {target.name} target has no {precision} lowering"
                 cells.append(PlannedCell(cell, profile, target))
+    for p in cells:
+        if p.cell.status == "pending":
+            _strategies(opts, p)  # an unknown --strategy is a usage error, before any work
     return cells
 
 
@@ -119,6 +123,17 @@ def _precisions(opts: BuildOptions, profile: DeviceProfile, target: Target):
         variants = target.variants(precision, profile) if target.available() else [None]
         for variant in variants:
             yield precision, variant
+
+
+def _strategies(opts: BuildOptions, p: PlannedCell) -> list[tuple[str, str | None]]:
+    found = p.target.strategies(p.cell.precision, p.profile)
+    if opts.strategy is None:
+        return found
+    chosen = [s for s in found if opts.strategy in s[0]]
+    if not chosen:
+        raise TargetError(f"--strategy '{opts.strategy}' matches none of the {p.target.name} "
+                          f"target's strategies: {', '.join(s for s, _ in found)}")
+    return chosen
 
 
 def _resolve_data(opts: BuildOptions, model: ModelArtifact,
@@ -157,6 +172,14 @@ def tool_versions() -> dict[str, str]:
             tools[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
+    from edgepack.toolchains import TOOLCHAINS
+
+    for chains in TOOLCHAINS.values():
+        for chain in chains:
+            if chain.installed():
+                tools[f"toolchain {chain.name}"] = ", ".join(
+                    f"{p} {chain.version(p)}" for p in ("onnx2tf", "tensorflow", "onnx")
+                    if chain.version(p))
     return tools
 
 
@@ -273,7 +296,7 @@ class Build:
         threads = opts.threads or p.profile.threads
         budget = _budget(opts, p.profile, cell)
         ok = False
-        for strategy, unavailable in p.target.strategies(cell.precision, p.profile):
+        for strategy, unavailable in _strategies(opts, p):
             if unavailable:
                 cell.attempts.append({"strategy": strategy, "outcome": f"skipped: {unavailable}"})
                 continue

@@ -40,8 +40,17 @@ class Gate:
                 "ok": self.ok}
 
 
-def is_classifier_output(arr: np.ndarray) -> bool:
-    return arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind == "f"
+CLASSIFIER_NAMES = ("logit", "prob", "score", "class", "pred")
+
+
+def is_classifier_output(name: str, arr: np.ndarray, labels: np.ndarray | None) -> bool:
+    """A 2-D float [N, classes] output that labels index, or whose name says it is class
+    scores; an embedding ([N, 384] 'embedding') is not one, its argmax means nothing."""
+    if not (arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind == "f"):
+        return False
+    if labels is not None and len(labels) == len(arr) and labels.max() < arr.shape[1]:
+        return True
+    return any(word in name.lower() for word in CLASSIFIER_NAMES)
 
 
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -62,7 +71,7 @@ def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarr
                                 "error": f"shape {list(out.shape)}, expected {list(ref.shape)}"}
             continue
         m = compare(ref, out)
-        if is_classifier_output(ref):
+        if is_classifier_output(name, ref, labels):
             m["top1_agreement"] = float(np.mean(np.argmax(ref, 1) == np.argmax(out, 1)))
             if labels is not None and len(labels) == len(ref):
                 m["top1_reference"] = top1_accuracy(ref, labels)

@@ -119,6 +119,17 @@ def test_verify_command_and_tampering(mobilenet_build, tmp_path):
     assert "model.ort: sha256 mismatch" in r.stderr
 
 
+def test_bench_command_times_an_archive(mobilenet_build):
+    _, out = mobilenet_build
+    r = run_cli("bench", out / "mobilenet_digits" / "rpi4" / "ort-int8.tar.gz", "--runs", "30",
+                "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["latency_ms"]["runs"] == 30 and result["threads"] == 1
+    assert result["latency_ms"]["p50"] > 0 and result["memory"]["peak_rss_bytes"] > 0
+    assert "not on the device" in r.stderr
+
+
 def test_identical_inputs_give_identical_archives(mobilenet_build, tmp_path):
     _, first = mobilenet_build
     samples = ROOT / "sample_models"

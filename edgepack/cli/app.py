@@ -34,9 +34,9 @@ def _root(
 
 
 def _register() -> None:
-    from edgepack.cli import build, inspect, profiles, toolchain, verify
+    from edgepack.cli import bench, build, inspect, profiles, toolchain, verify
 
-    for module in (build, inspect, verify):
+    for module in (build, inspect, verify, bench):
         app.command(module.NAME, help=module.command.__doc__)(module.command)
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(toolchain.app, name="toolchain")

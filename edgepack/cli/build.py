@@ -44,6 +44,9 @@ def command(
         help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
     allow_synthetic_calibration: Annotated[bool, typer.Option(
         help="Allow static int8 calibrated on random data.")] = False,
+    strategy: Annotated[str | None, typer.Option(
+        help="Only try lowering strategies whose name contains this, e.g. "
+        "'onnx2tf-1.29.24' (see report.json 'attempts').")] = None,
     int8_io: Annotated[bool, typer.Option(
         "--int8-io", help="tflite int8: integer inputs/outputs (scale/zero point in the "
         "manifest; run.py applies them).")] = False,
@@ -67,7 +70,7 @@ def command(
         min_time=min_time, warmup=warmup, threads=threads, max_accuracy_drop=max_accuracy_drop,
         min_cosine=min_cosine, calibration_method=calibration,
         allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
-        target_options={"int8_io": True} if int8_io else {},
+        target_options={"int8_io": True} if int8_io else {}, strategy=strategy,
     )
     with console.status("edgepack build", spinner="dots") as status:
         def progress(message, cell):

@@ -188,20 +188,28 @@ def time_inference(run, feeds: dict, warmup: int = 10, runs: int | None = None,
     }
 
 
-def rss_bytes() -> int:
-    """Current resident set size of this process (Linux), 0 where unknown."""
+def _proc_status(key: str) -> int:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
 
 
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux), 0 where unknown."""
+    return _proc_status("VmRSS")
+
+
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far."""
+    """Peak resident set size of this process so far. On Linux VmHWM, since getrusage's
+    ru_maxrss starts from the parent's RSS at fork and survives exec."""
+    peak = _proc_status("VmHWM")
+    if peak:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
