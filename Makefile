@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.edgepack-installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,6 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check edgepack tests benchmarks sample_models
 	$(BIN)/python -m pytest -q
-
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py

@@ -81,7 +81,8 @@ REFERENCES = {"ort": ("bare InferenceSession.run", bare_ort),
 
 
 def make_convnet(path: Path) -> Path:
-    """A millisecond-scale CNN (3x128x128, five 3x3 convs, random weights, seeded)."""
+    """A millisecond-scale CNN (3x128x128, five 3x3 convs, random weights, seeded). Its
+    output is named `features`, not logits: random weights make no classifier."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -89,22 +90,22 @@ def make_convnet(path: Path) -> Path:
     rng = np.random.default_rng(0)
     nodes, inits, prev, cin = [], [], "input", 3
     for i, (cout, stride) in enumerate([(32, 2), (32, 1), (64, 2), (64, 1), (128, 2)]):
-        w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) / np.sqrt(cin * 9)
+        w = (rng.standard_normal((cout, cin, 3, 3)) / np.sqrt(cin * 9)).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"w{i}"),
                   numpy_helper.from_array(np.zeros(cout, np.float32), f"b{i}")]
         nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"],
                                    pads=[1, 1, 1, 1], strides=[stride, stride]),
                   helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
         prev, cin = f"r{i}", cout
-    fc = rng.standard_normal((cin, 10)).astype(np.float32) / np.sqrt(cin)
+    fc = (rng.standard_normal((cin, 10)) / np.sqrt(cin)).astype(np.float32)
     inits.append(numpy_helper.from_array(fc, "fc"))
     nodes += [helper.make_node("GlobalAveragePool", [prev], ["gap"]),
               helper.make_node("Flatten", ["gap"], ["flat"]),
-              helper.make_node("MatMul", ["flat", "fc"], ["logits"])]
+              helper.make_node("MatMul", ["flat", "fc"], ["features"])]
     graph = helper.make_graph(
         nodes, "convnet", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
                                                          [1, 3, 128, 128])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 10])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
