@@ -6,7 +6,7 @@ STAMP = $(VENV)/.edgepack-installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard edgepack/toolchains/*.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite,minilm]'

@@ -98,3 +98,20 @@ def test_debug_shows_traceback(cli, tmp_path):
 def test_verify_not_a_bundle(cli, tmp_path):
     r = cli("verify", tmp_path)
     assert r.returncode == 2 and "not an edgepack bundle" in r.stderr
+
+
+def test_internal_error_is_exit_3_with_a_hint(cli, tmp_path, good_model):
+    (tmp_path / "broken_target.py").write_text("TARGET = None  # not a Target: a bug\n")
+    r = cli("build", good_model, "--target", "broken", "-o", tmp_path / "dist",
+            env={"EDGEPACK_EXTRA_TARGETS": "broken=broken_target", "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 3
+    assert "Traceback" in r.stderr and "this is a bug in edgepack" in r.stderr
+    assert not (tmp_path / "dist").exists()
+
+
+def test_bad_preset_and_runs_with_min_time(cli, tmp_path, good_model):
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", good_model, "--preset", "fast", "-o", out),
+                        "--preset must be performance or mixed", out)
+    _assert_clean_error(cli("build", good_model, "--runs", "5", "--min-time", "1", "-o", out),
+                        "exclude each other", out)

@@ -44,6 +44,9 @@ def command(
         help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
     allow_synthetic_calibration: Annotated[bool, typer.Option(
         help="Allow static int8 calibrated on random data.")] = False,
+    preset: Annotated[str | None, typer.Option(
+        help="openvino int8: NNCF preset, performance or mixed (default: mixed for "
+        "transformers, else performance).")] = None,
     strategy: Annotated[str | None, typer.Option(
         help="Only try lowering strategies whose name contains this, e.g. "
         "'onnx2tf-1.29.24' (see report.json 'attempts').")] = None,
@@ -63,6 +66,9 @@ def command(
 
     if runs is not None and min_time is not None:
         raise EdgepackError("--runs and --min-time exclude each other: pass one")
+    if preset not in (None, "performance", "mixed"):
+        raise EdgepackError(f"--preset must be performance or mixed, not '{preset}'")
+    target_options = {k: v for k, v in (("int8_io", int8_io), ("preset", preset)) if v}
     opts = BuildOptions(
         model=model, profiles=split_list(profile) or (), targets=split_list(target),
         precisions=split_list(precision), data=data, calib=calib, eval=eval_,
@@ -70,7 +76,7 @@ def command(
         min_time=min_time, warmup=warmup, threads=threads, max_accuracy_drop=max_accuracy_drop,
         min_cosine=min_cosine, calibration_method=calibration,
         allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
-        target_options={"int8_io": True} if int8_io else {}, strategy=strategy,
+        target_options=target_options, strategy=strategy,
     )
     with console.status("edgepack build", spinner="dots") as status:
         def progress(message, cell):

@@ -27,6 +27,7 @@ class LowerOptions:
     cache_dir: str | None = None  # shared by the cells of one build (e.g. converter outputs)
     log: str | None = None  # the cell's log file, for converter output
     int8_io: bool = False  # tflite: full-integer int8 inputs/outputs for the int8 precision
+    preset: str | None = None  # openvino int8: nncf preset "performance" or "mixed" (None: auto)
 
 
 @dataclass

@@ -69,7 +69,7 @@ class OpenvinoTarget(Target):
         if precision == "int8":
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
-            ov_model, notes = _quantize(ov_model, calib)
+            ov_model, notes = _quantize(ov_model, calib, options.preset)
         elif precision == "int8-dynamic":
             import nncf
 
@@ -97,19 +97,23 @@ class OpenvinoTarget(Target):
                        notes=notes)
 
 
-def _quantize(ov_model, calib: Dataset):
+def _quantize(ov_model, calib: Dataset, preset: str | None):
     import nncf
 
     transformer = _is_transformer(ov_model)
+    # symmetric everywhere (performance) unless asked, or a transformer (mixed: asymmetric
+    # activations), as NNCF recommends
+    preset = preset or ("mixed" if transformer else "performance")
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE,
+               "mixed": nncf.QuantizationPreset.MIXED}
     dataset = nncf.Dataset(list(calib.feeds()))
     quantized = nncf.quantize(
-        ov_model, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.MIXED
-        if transformer else nncf.QuantizationPreset.PERFORMANCE,
+        ov_model, dataset, subset_size=len(calib), preset=presets[preset],
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
     )
     return quantized, [
-        f"int8 (nncf.quantize, {'transformer' if transformer else 'default'} model type) "
-        f"calibrated on {calib.samples} samples ({calib.kind}: {calib.source})"]
+        f"int8 (nncf.quantize, {'transformer' if transformer else 'default'} model type, "
+        f"{preset} preset) calibrated on {calib.samples} samples ({calib.kind}: {calib.source})"]
 
 
 def _spec(port) -> dict:
