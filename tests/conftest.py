@@ -35,6 +35,13 @@ def cli():
     return run_cli
 
 
+def build_sample(model: str, out: Path, *args: str, runs: int = 20):
+    """`edgepack build` of a sample model with its labelled eval and calibration data."""
+    return run_cli("build", SAMPLES / f"{model}.onnx", "--data", SAMPLES / f"{model}.npz",
+                   "--calib", SAMPLES / f"{model}_calib.npz", "--runs", str(runs), "-o", out,
+                   *args)
+
+
 def make_matmul_model(path: Path, batch: int | str = 1, features: int = 4,
                       classes: int = 3, seed: int = 0) -> Path:
     """A tiny classifier: logits = x @ W + b, with a possibly symbolic batch dim."""

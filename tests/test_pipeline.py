@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from tests.conftest import ROOT, make_matmul_model, run_cli
+from tests.conftest import ROOT, build_sample, make_matmul_model, run_cli
 
 
 def _report(out, model):
@@ -24,10 +24,8 @@ def _cells(report):
 def mobilenet_build(tmp_path_factory):
     """One build of the 3-channel sample: rpi4, ort, fp32 + int8, real labels."""
     out = tmp_path_factory.mktemp("build") / "dist"
-    samples = ROOT / "sample_models"
-    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "rpi4", "--target", "ort",
-                "--precision", "fp32,int8", "--data", samples / "mobilenet_digits.npz",
-                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "20", "-o", out)
+    r = build_sample("mobilenet_digits", out, "--profile", "rpi4", "--target", "ort",
+                     "--precision", "fp32,int8")
     return r, out
 
 
@@ -132,11 +130,8 @@ def test_bench_command_times_an_archive(mobilenet_build):
 
 def test_identical_inputs_give_identical_archives(mobilenet_build, tmp_path):
     _, first = mobilenet_build
-    samples = ROOT / "sample_models"
-    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "rpi4", "--target", "ort",
-                "--precision", "fp32,int8", "--data", samples / "mobilenet_digits.npz",
-                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "5",
-                "-o", tmp_path / "again")
+    r = build_sample("mobilenet_digits", tmp_path / "again", "--profile", "rpi4", "--target",
+                     "ort", "--precision", "fp32,int8", runs=5)
     assert r.returncode == 0, r.stderr
     a = _cells(_report(first, "mobilenet_digits"))
     b = _cells(_report(tmp_path / "again", "mobilenet_digits"))

@@ -10,18 +10,15 @@ import tarfile
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import build_sample, run_cli
 from tests.test_pipeline import BLOCKER, _cells, _report
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     out = tmp_path_factory.mktemp("ov") / "dist"
-    samples = ROOT / "sample_models"
-    r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "x86-64,rpi4",
-                "--target", "ort,openvino", "--precision", "fp32,fp16,int8-dynamic,int8",
-                "--data", samples / "mobilenet_digits.npz",
-                "--calib", samples / "mobilenet_digits_calib.npz", "--runs", "20", "-o", out)
+    r = build_sample("mobilenet_digits", out, "--profile", "x86-64,rpi4", "--target",
+                     "ort,openvino", "--precision", "fp32,fp16,int8-dynamic,int8")
     return r, out
 
 

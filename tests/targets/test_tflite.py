@@ -13,7 +13,7 @@ import pytest
 
 from edgepack.artifact import TensorSpec
 from edgepack.targets.tflite import bind
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, build_sample, run_cli
 from tests.test_pipeline import BLOCKER, _cells, _report
 
 SAMPLES = ROOT / "sample_models"
@@ -22,10 +22,8 @@ SAMPLES = ROOT / "sample_models"
 @pytest.fixture(scope="module")
 def tflite_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("tfl") / "dist"
-    r = run_cli("build", SAMPLES / "mobilenet_digits.onnx", "--profile", "rpi4",
-                "--target", "tflite", "--precision", "fp32,fp16,int8-dynamic,int8",
-                "--data", SAMPLES / "mobilenet_digits.npz",
-                "--calib", SAMPLES / "mobilenet_digits_calib.npz", "--runs", "20", "-o", out)
+    r = build_sample("mobilenet_digits", out, "--profile", "rpi4", "--target", "tflite",
+                     "--precision", "fp32,fp16,int8-dynamic,int8")
     return r, out
 
 
