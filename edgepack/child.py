@@ -46,10 +46,12 @@ def run_child(task: str, spec: dict, workdir: Path, log: Path, timeout: float) -
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill(proc)
             return ChildResult(False, {}, f"{task} timed out after {timeout:.0f} s",
                                time.perf_counter() - start, log)
+        except BaseException:  # Ctrl-C or an error here: take the child and its converter too
+            _kill(proc)
+            raise
     seconds = time.perf_counter() - start
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     if code == 0 and "error" not in result:
@@ -61,6 +63,14 @@ def run_child(task: str, spec: dict, workdir: Path, log: Path, timeout: float) -
     else:
         reason = f"{task} exited with code {code}; see {log}"
     return ChildResult(False, result, reason, seconds, log)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _main(task: str, spec_path: str, result_path: str) -> int:

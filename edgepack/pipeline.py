@@ -69,7 +69,8 @@ class PlannedCell:
     target: Target | None
 
 
-Progress = Callable[[str, Cell | None], None]
+# progress(message, cell or None, cells done, cells to build)
+Progress = Callable[[str, Cell | None, int, int], None]
 
 
 def default_profile() -> str:
@@ -196,7 +197,7 @@ class Build:
 
     def __init__(self, opts: BuildOptions, progress: Progress | None = None) -> None:
         self.opts = opts
-        self.progress = progress or (lambda msg, cell: None)
+        self.progress = progress or (lambda msg, cell, done, total: None)
 
     def run(self) -> Report:
         opts = self.opts
@@ -214,7 +215,7 @@ class Build:
 
     def _build(self, planned: list[PlannedCell]) -> Report:
         opts = self.opts
-        self.progress("importing the model", None)
+        self.progress("importing the model", None, 0, 0)
         reference = import_onnx(opts.model, self.stage / "models" / "reference.onnx",
                                 opts.input_shapes)
         for spec in reference.inputs:
@@ -236,14 +237,14 @@ class Build:
         evaluation.save(data_dir / "eval.npz")
         if calib is not None:
             calib.save(data_dir / "calib.npz")
-        self.progress("computing reference outputs", None)
+        self.progress("computing reference outputs", None, 0, len(runnable))
         self.reference_outputs = run_reference(reference.path, evaluation)
         self.reference = reference
         self.simplified = self._simplify(reference, evaluation)
-        for p in runnable:
-            self.progress(f"building {p.cell.key}", p.cell)
+        for done, p in enumerate(runnable):
+            self.progress(f"building {p.cell.key}", p.cell, done, len(runnable))
             self._build_cell(p)
-            self.progress(f"{p.cell.key}: {p.cell.status}", p.cell)
+            self.progress(f"{p.cell.key}: {p.cell.status}", p.cell, done + 1, len(runnable))
         self._write_reports()
         return self.report
 
@@ -269,7 +270,7 @@ class Build:
         )
 
     def _simplify(self, reference: ModelArtifact, evaluation: Dataset) -> Path:
-        self.progress("simplifying", None)
+        self.progress("simplifying", None, 0, 0)
         dst = self.stage / "models" / "simplified.onnx"
         feeds = self.work / "data" / "simplify_feeds.npz"
         evaluation.head(4).save(feeds)

@@ -59,6 +59,15 @@ def command(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Build verified, benchmarked bundles of MODEL for device profiles and runtimes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from edgepack.errors import EdgepackError
     from edgepack.importers.onnx import parse_input_shapes
     from edgepack.pipeline import BuildOptions, build
@@ -78,13 +87,17 @@ def command(
         allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
         target_options=target_options, strategy=strategy,
     )
-    with console.status("edgepack build", spinner="dots") as status:
-        def progress(message, cell):
-            status.update(f"edgepack build: {message}")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("edgepack build", total=None)
+
+        def progress(message, cell, done, total):
+            bar.update(task, description=message, completed=done, total=total or None)
             if cell is not None and cell.status != "pending":
                 mark = {"ok": "[green]ok[/]", "failed": "[red]FAILED[/]"}.get(cell.status,
                                                                              cell.status)
-                console.print(f"  {cell.key}: {mark}")
+                bar.console.print(f"  {cell.key}: {mark}")
 
         report, out_dir = build(opts, progress)
     if as_json:
