@@ -35,6 +35,34 @@ def cli():
     return run_cli
 
 
+BLOCKER = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ModuleNotFoundError('blocked for this test: ' + name)
+sys.meta_path.insert(0, Block())
+sys.argv = ['run.py', 'selftest']
+runpy.run_path('run.py', run_name='__main__')
+"""
+NOT_ON_DEVICE = ("edgepack", "onnx", "torch", "tensorflow")
+
+
+def selftest_extracted(archive: Path, tmp_path: Path, runtime: str,
+                       others: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Extract a bundle archive and run its `run.py selftest` in a Python that cannot import
+    edgepack, onnx, torch, tensorflow or the ``others`` runtimes: only ``runtime`` + numpy."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (bundle,) = [p for p in tmp_path.iterdir() if (p / "run.py").is_file()]
+    blocked = tuple(m for m in (*NOT_ON_DEVICE, *others) if m != runtime)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked)], cwd=bundle,
+                          capture_output=True, text=True, env=env)
+
+
 def build_sample(model: str, out: Path, *args: str, runs: int = 20):
     """`edgepack build` of a sample model with its labelled eval and calibration data."""
     return run_cli("build", SAMPLES / f"{model}.onnx", "--data", SAMPLES / f"{model}.npz",

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 
 import pytest
 
-from tests.conftest import ROOT, build_sample, make_matmul_model, run_cli
+from tests.conftest import (
+    ROOT,
+    build_sample,
+    make_matmul_model,
+    run_cli,
+    selftest_extracted,
+)
 
 
 def _report(out, model):
@@ -73,29 +78,10 @@ def test_bundle_layout_and_manifest(mobilenet_build):
     assert "Conv" in (bundle / "required_operators.config").read_text()
 
 
-BLOCKER = """
-import runpy, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('edgepack', 'openvino', 'torch', 'tensorflow', 'onnx'):
-            raise ModuleNotFoundError('blocked for this test: ' + name)
-sys.meta_path.insert(0, Block())
-sys.argv = ['run.py', 'selftest']
-runpy.run_path('run.py', run_name='__main__')
-"""
-
-
 def test_selftest_in_extracted_archive_needs_only_ort_and_numpy(mobilenet_build, tmp_path):
     _, out = mobilenet_build
-    with tarfile.open(out / "mobilenet_digits" / "rpi4" / "ort-int8.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    bundle = tmp_path / "ort-int8"
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", BLOCKER], cwd=bundle, capture_output=True,
-                       text=True, env=env)
+    r = selftest_extracted(out / "mobilenet_digits" / "rpi4" / "ort-int8.tar.gz", tmp_path,
+                           "onnxruntime", ("openvino", "ai_edge_litert"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "selftest passed on onnxruntime" in r.stdout
 

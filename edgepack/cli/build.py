@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -113,4 +112,3 @@ def command(
     console.print(f"Report: {out_dir / 'report.md'} (also report.json, report.html)")
     if not report.ok:
         raise typer.Exit(1)
-    _ = json  # json output goes through rich's print_json

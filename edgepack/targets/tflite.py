@@ -13,6 +13,7 @@ shape, dtype, transpose and quantization, which ``run.py`` applies.
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -140,8 +141,7 @@ def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
             raise RuntimeError(f"{strategy_name(chain)} timed out after "
                                f"{options.timeout:.0f} s") from None
     seconds = time.perf_counter() - start
-    import resource
-
+    # includes the lowering process's RSS at fork as a floor; the converter's is far above it
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     stats = {"converter": strategy_name(chain), "cached": False,
              "convert_seconds": round(seconds, 2), "converter_exit_code": proc.returncode,

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
 
 from edgepack.artifact import TensorSpec
 from edgepack.targets.tflite import bind
-from tests.conftest import ROOT, build_sample, run_cli
-from tests.test_pipeline import BLOCKER, _cells, _report
+from tests.conftest import ROOT, build_sample, run_cli, selftest_extracted
+from tests.test_pipeline import _cells, _report
 
 SAMPLES = ROOT / "sample_models"
 
@@ -61,12 +59,8 @@ def test_manifest_records_layout_mapping(tflite_build):
 
 def test_selftest_needs_only_litert_and_numpy(tflite_build, tmp_path):
     _, out = tflite_build
-    with tarfile.open(out / "mobilenet_digits" / "rpi4" / "tflite-int8.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    blocker = BLOCKER.replace("'openvino', ", "'openvino', 'onnxruntime', ")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", blocker], cwd=tmp_path / "tflite-int8",
-                       capture_output=True, text=True, env=env)
+    r = selftest_extracted(out / "mobilenet_digits" / "rpi4" / "tflite-int8.tar.gz", tmp_path,
+                           "ai_edge_litert", ("onnxruntime", "openvino"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "selftest passed on ai-edge-litert" in r.stdout
 
