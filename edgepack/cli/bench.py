@@ -35,7 +35,7 @@ def command(
         proc = subprocess.run([sys.executable, str(folder / "run.py"), "bench", *args],
                               capture_output=True, text=True, cwd=folder)
     if proc.returncode != 0:
-        console.print(proc.stderr.strip())
+        console.print(proc.stderr.strip(), markup=False)
         raise typer.Exit(1)
     print(proc.stdout.strip())
     console.print("Measured on this host, not on the device the bundle was built for.")

@@ -58,6 +58,7 @@ def command(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Build verified, benchmarked bundles of MODEL for device profiles and runtimes."""
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -108,7 +109,7 @@ def command(
                       f"{host['cpus']} CPUs), not on the device.")
         for cell in report.cells:
             if cell.status == "failed":
-                console.print(f"[red]{cell.key} failed:[/] {cell.reason}")
+                console.print(f"[red]{cell.key} failed:[/] {escape(cell.reason or '')}")
     console.print(f"Report: {out_dir / 'report.md'} (also report.json, report.html)")
     if not report.ok:
         raise typer.Exit(1)

@@ -14,11 +14,13 @@ def command(
     bundle: Annotated[Path, typer.Argument(help="A bundle directory or its .tar.gz archive.")],
 ) -> None:
     """Check a bundle's checksums and run its device selftest here."""
+    from rich.markup import escape
+
     from edgepack.bundle import check_bundle
 
     passed, log = check_bundle(bundle)
-    console.print(log)
+    console.print(escape(log), highlight=False)
     if not passed:
-        console.print(f"[red]{bundle}: verification FAILED[/]")
+        console.print(f"[red]{escape(str(bundle))}: verification FAILED[/]")
         raise typer.Exit(1)
-    console.print(f"[green]{bundle}: verified[/]")
+    console.print(f"[green]{escape(str(bundle))}: verified[/]")

@@ -117,6 +117,7 @@ tr.ok{{background:#efe}}tr.skipped{{background:#eee}}</style></head>
 
 def terminal_table(report: Report):
     """A rich Table of the cells (the caller prints it)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"edgepack build — {report.source['file']}")
@@ -124,5 +125,6 @@ def terminal_table(report: Report):
         table.add_column(col, no_wrap=col == "status")
     style = {"ok": "green", "failed": "red", "skipped": "dim"}
     for cell in report.cells:
-        table.add_row(*cell_row(cell)[:-1], style=style.get(cell.status))
+        # "[f32]" and shapes would otherwise be read as rich markup and vanish
+        table.add_row(*map(escape, cell_row(cell)[:-1]), style=style.get(cell.status))
     return table

@@ -34,7 +34,8 @@ def test_all_openvino_cells_verify_with_labels(both):
 
 
 def test_one_report_compares_runtimes(both):
-    _, out = both
+    r, out = both
+    assert "fp32 (device-default) [" in r.stderr  # the terminal table shows what ran
     report = _report(out, "mobilenet_digits")
     targets = {(c["profile"], c["target"]) for c in report["cells"] if c["status"] == "ok"}
     assert targets == {(p, t) for p in ("x86-64", "rpi4") for t in ("ort", "openvino")}
