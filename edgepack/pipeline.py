@@ -253,6 +253,7 @@ class Build:
         opts = self.opts
         describe = lambda d: None if d is None else {  # noqa: E731
             "kind": d.kind, "source": d.source, "samples": d.samples}
+        tools = tool_versions()
         return Report(
             edgepack_version=__version__,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -260,12 +261,12 @@ class Build:
                     "sha256": sha256_file(opts.model), "format": "onnx",
                     "inputs": [s.to_dict() for s in model.inputs],
                     "outputs": [s.to_dict() for s in model.outputs]},
-            host=host_info(), tools=tool_versions(),
+            host=host_info(), tools=tools,
             settings={"runs": opts.runs, "min_time": opts.min_time, "warmup": opts.warmup,
                       "threads": opts.threads, "calibration_method": opts.calibration_method,
                       "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()}},
             data={"eval": describe(evaluation), "calib": describe(calib)},
-            stages=[{"stage": "import", "status": "ok", "tool": f"onnx {tool_versions()['onnx']}",
+            stages=[{"stage": "import", "status": "ok", "tool": f"onnx {tools['onnx']}",
                      "sha256": model.sha256}],
         )
 

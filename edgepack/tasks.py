@@ -54,11 +54,5 @@ def evaluate(spec: dict) -> dict:
 
 def bench(spec: dict) -> dict:
     """Time the bundle on its golden input in this fresh process (only its runtime loaded)."""
-    bundle = Path(spec["bundle"])
-    manifest = device.load_manifest(bundle)
-    with np.load(bundle / "golden" / "inputs.npz") as z:
-        feeds = next(device.batches({k: z[k] for k in z.files}, manifest["batch"]))
-    runtime = manifest["runtime"]
-    return device.benchmark(device.BACKENDS[runtime["name"]], bundle / manifest["model_file"],
-                            spec["threads"], device.backend_options(manifest),
-                            feeds, spec["warmup"], spec["runs"], spec["min_time"])
+    return device.bench_bundle(Path(spec["bundle"]), spec["runs"], spec["min_time"],
+                               spec["warmup"], spec["threads"])

@@ -365,14 +365,18 @@ def infer(bundle: Path, in_path: Path, out_path: Path | None) -> int:
     return 0
 
 
-def bench(bundle: Path, runs, min_time, warmup, threads) -> int:
+def bench_bundle(bundle: Path, runs=None, min_time=None, warmup=10, threads=None) -> dict:
+    """Benchmark this bundle's model on its first golden input (see :func:`benchmark`)."""
     manifest = load_manifest(bundle)
     with np.load(bundle / "golden" / "inputs.npz") as z:
         feeds = next(batches({k: z[k] for k in z.files}, manifest["batch"]))
-    runtime = manifest["runtime"]
-    result = benchmark(BACKENDS[runtime["name"]], bundle / manifest["model_file"],
-                       threads or manifest["threads"], backend_options(manifest), feeds,
-                       warmup, runs, min_time)
+    return benchmark(BACKENDS[manifest["runtime"]["name"]], bundle / manifest["model_file"],
+                     threads or manifest["threads"], backend_options(manifest), feeds,
+                     warmup, runs, min_time)
+
+
+def bench(bundle: Path, runs, min_time, warmup, threads) -> int:
+    result = bench_bundle(bundle, runs, min_time, warmup, threads)
     result["machine"] = {"platform": sys.platform, "machine": os.uname().machine,
                          "cpus": os.cpu_count()}
     print(json.dumps(result, indent=2))
