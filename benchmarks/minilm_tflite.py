@@ -130,8 +130,10 @@ def summary(report: dict) -> bool:
         print("|---|---|---|---|---|---|")
         for a in cell["attempts"]:
             acc = next(iter((a.get("accuracy") or {None: {}}).values()))
-            rss = a.get("converter_peak_rss_bytes")
-            print(f"| {a['strategy']} | {a['outcome']} | {fmt(a.get('convert_seconds'), '.1f')} "
+            stats = a.get("stats") or {}
+            rss = stats.get("converter_peak_rss_bytes")
+            outcome = a["outcome"] + (f": {a['reason']}" if a.get("reason") else "")
+            print(f"| {a['strategy']} | {outcome} | {fmt(stats.get('convert_seconds'), '.1f')} "
                   f"| {fmt(rss and rss / 2**30, '.2f')} | {fmt(acc.get('cosine'), '.6f')} "
                   f"| {fmt(acc.get('rel_error'), '.2e')} |")
         outputs = (cell.get("accuracy") or {}).get("outputs", {})

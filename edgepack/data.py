@@ -1,10 +1,16 @@
 """Datasets: the inputs used to calibrate quantization and to evaluate bundles.
 
-A dataset is a set of arrays keyed by model input name whose first dimension counts
-samples, plus optional integer ``labels`` (one per sample). Sources:
+One *sample* is one model invocation's full feed: ``arrays[name][i]`` is input ``name`` of
+sample ``i``, shaped exactly like the model's input. Nothing assumes the model has a batch
+axis, or where it is (a recurrent state ``[2, 1, H]`` beside a frame ``[1, T]`` is fine).
 
-* ``.npz`` with one array per input name (and optionally ``labels``);
-* ``.npy`` holding the single input of a single-input model;
+Files a user gives (``--data``, ``--calib``, ``--eval``):
+
+* ``.npz`` with one array per input name, ``[N, *input_shape]`` (a leading samples axis), or
+  ``[N * B, *input_shape[1:]]`` where the input's first axis is a batch of ``B`` (samples
+  stacked along it); optional integer ``labels`` (for classifiers: one per row of the class
+  scores, i.e. ``N`` for a batch-1 classifier);
+* ``.npy`` holding the single input of a single-input model, in the same forms;
 * seeded synthetic data, labelled ``"synthetic"`` everywhere it is used.
 """
 
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,39 +32,50 @@ SYNTHETIC_SAMPLES = 32
 
 @dataclass(frozen=True)
 class Dataset:
-    """Arrays per input ([samples, ...]), optional labels, and where they came from."""
+    """Arrays per input (``[samples, *input_shape]``), optional labels, and their origin."""
 
     arrays: dict[str, np.ndarray]
     labels: np.ndarray | None
     kind: str  # "labelled", "unlabelled" or "synthetic"
     source: str
-    batch: int = 1  # the model's batch size: one feed holds this many samples
 
     @property
     def samples(self) -> int:
-        return len(next(iter(self.arrays.values())))
+        return len(next(iter(self.arrays.values()))) if self.arrays else 0
 
     def __len__(self) -> int:
-        """Number of feeds (model invocations); a trailing partial batch is dropped."""
-        return self.samples // self.batch
+        return self.samples
 
     def feed(self, i: int) -> dict[str, np.ndarray]:
-        lo = i * self.batch
-        return {k: v[lo:lo + self.batch] for k, v in self.arrays.items()}
+        return {k: v[i] for k, v in self.arrays.items()}
 
     def feeds(self) -> Iterator[dict[str, np.ndarray]]:
-        for i in range(len(self)):
+        for i in range(self.samples):
             yield self.feed(i)
 
-    def head(self, feeds: int) -> Dataset:
-        """The first ``feeds`` feeds as a new dataset."""
-        n = min(feeds, len(self)) * self.batch
-        labels = None if self.labels is None else self.labels[:n]
-        return Dataset({k: v[:n] for k, v in self.arrays.items()}, labels, self.kind,
-                       self.source, self.batch)
+    def subset(self, indices: Sequence[int] | np.ndarray, source: str | None = None) -> Dataset:
+        """The samples at ``indices``, in that order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        labels = None
+        if self.labels is not None:
+            per = len(self.labels) // max(self.samples, 1)
+            labels = self.labels.reshape(self.samples, per)[idx].reshape(-1)
+        return replace(self, arrays={k: v[idx] for k, v in self.arrays.items()}, labels=labels,
+                       source=source or self.source)
 
-    def used_labels(self) -> np.ndarray | None:
-        return None if self.labels is None else self.labels[: len(self) * self.batch]
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` samples."""
+        return self.subset(np.arange(min(n, self.samples)))
+
+    def split(self, fraction: float, seed: int) -> tuple[Dataset, Dataset, dict]:
+        """A seeded random split: (``fraction`` of the samples, the rest, a record of it)."""
+        order = np.random.default_rng(seed).permutation(self.samples)
+        k = min(max(1, round(self.samples * fraction)), self.samples - 1)
+        first, rest = np.sort(order[:k]), np.sort(order[k:])
+        record = {"seed": seed, "calib_samples": int(k), "eval_samples": int(len(rest)),
+                  "source": self.source}
+        return (self.subset(first, f"{self.source}, {k} of {self.samples} samples (seed {seed})"),
+                self.subset(rest, f"{self.source}, the other {len(rest)} samples"), record)
 
     def save(self, path: Path) -> None:
         """Write as .npz (the exchange format between edgepack's processes)."""
@@ -73,7 +90,9 @@ def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str) -> Dataset
     Raises DataError when the file is missing or malformed or does not fit the inputs.
     """
     if not path.is_file():
-        raise DataError(f"{role} file {path} does not exist")
+        raise DataError(f"{role} file {path} does not exist" if not path.exists()
+                        else f"{role} {path} is not a file")
+    where = f"{role} {path.name}"
     arrays = _read_arrays(path, inputs, role)
     labels = arrays.pop(LABELS_KEY, None)
     names = [s.name for s in inputs]
@@ -81,20 +100,24 @@ def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str) -> Dataset
     extra = [k for k in arrays if k not in names]
     if missing or extra:
         raise DataError(
-            f"{role} {path.name}: arrays are keyed {', '.join(sorted(arrays)) or '(none)'}, but "
-            f"the model's inputs are {', '.join(names)} (plus an optional '{LABELS_KEY}' array)"
-        )
-    batch = _batch_size(inputs)
-    counts = set()
-    for spec in inputs:
-        counts.add(_check_array(arrays[spec.name], spec, batch, f"{role} {path.name}"))
+            f"{where}: arrays are keyed {', '.join(sorted(arrays)) or '(none)'}, but the "
+            f"model's inputs are {', '.join(names)} (plus an optional '{LABELS_KEY}' array)")
+    samples = {spec.name: as_samples(arrays[spec.name], spec, where) for spec in inputs}
+    counts = {len(v) for v in samples.values()}
     if len(counts) > 1:
-        raise DataError(f"{role} {path.name}: inputs hold different numbers of samples {counts}")
+        raise DataError(f"{where}: the inputs hold different numbers of samples: " + ", ".join(
+            f"{k} {len(v)}" for k, v in samples.items()) + "; every input needs one entry "
+            "per sample (model invocation)")
     n = counts.pop()
+    if n == 0:
+        raise DataError(f"{where}: holds no samples")
+    for name, arr in samples.items():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise DataError(f"{where}: '{name}' contains {bad} NaN or infinite value(s)")
     if labels is not None:
-        labels = _check_labels(labels, n, f"{role} {path.name}")
-    kind = "unlabelled" if labels is None else "labelled"
-    return Dataset(arrays, labels, kind, str(path), batch)
+        labels = _check_labels(labels, n, where)
+    return Dataset(samples, labels, "unlabelled" if labels is None else "labelled", str(path))
 
 
 def _read_arrays(path: Path, inputs: Sequence[TensorSpec], role: str) -> dict[str, np.ndarray]:
@@ -103,81 +126,111 @@ def _read_arrays(path: Path, inputs: Sequence[TensorSpec], role: str) -> dict[st
             if len(inputs) != 1:
                 raise DataError(
                     f"{role} {path.name}: a .npy file can only feed a single-input model; this "
-                    f"one has {len(inputs)} inputs: pass an .npz keyed by input name"
-                )
-            return {inputs[0].name: np.load(path, allow_pickle=False)}
-        if path.suffix == ".npz":
+                    f"one has {len(inputs)} inputs: pass an .npz keyed by input name")
+            arrays = {inputs[0].name: np.load(path, allow_pickle=False)}
+        elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{role} {path}: not a readable numpy file ({e})") from None
-    raise DataError(f"{role} {path}: expected a .npz or .npy file")
+                arrays = {k: z[k] for k in z.files}
+        else:
+            raise DataError(f"{role} {path}: expected a .npz or .npy file")
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise DataError(f"{role} {path}: not a readable numpy file ({_first_line(e)})") from None
+    for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise DataError(f"{role} {path.name}: member '{name}' is not a numpy array (a raw "
+                            f"{type(arr).__name__} file in the zip); save arrays with np.savez")
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"{role} {path.name}: '{name}' has dtype {arr.dtype}, not a numeric "
+                            "array; store numbers (float, int or bool)")
+    return arrays
 
 
-def _batch_size(inputs: Sequence[TensorSpec]) -> int:
-    first = inputs[0].shape
-    return first[0] if first and isinstance(first[0], int) else 1
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
 
 
-def _check_array(arr: np.ndarray, spec: TensorSpec, batch: int, where: str) -> int:
-    per_sample = tuple(spec.shape[1:])
+def as_samples(arr: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    """``arr`` as ``[N, *spec.shape]``: given so, or as ``[N * B, *shape[1:]]`` for an input
+    whose first axis is a batch of ``B``. DataError naming both forms otherwise."""
+    shape = tuple(spec.shape)
     if arr.dtype != np.dtype(spec.dtype):
-        raise DataError(
-            f"{where}: '{spec.name}' has dtype {arr.dtype}, the model expects {spec.dtype}; "
-            f"convert it with arr.astype(np.{spec.dtype})"
-        )
-    if arr.ndim != len(spec.shape) or tuple(arr.shape[1:]) != per_sample:
-        want = "[N, " + ", ".join(map(str, per_sample)) + "]"
-        raise DataError(
-            f"{where}: '{spec.name}' has shape {list(arr.shape)}, the model expects {want} "
-            f"(N samples of input shape {spec.shape_str()})"
-        )
-    if len(arr) < batch:
-        raise DataError(f"{where}: '{spec.name}' has {len(arr)} samples, fewer than one batch")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise DataError(f"{where}: '{spec.name}' contains NaN or infinite values")
-    return len(arr)
+        raise DataError(f"{where}: '{spec.name}' has dtype {arr.dtype}, the model expects "
+                        f"{spec.dtype}; convert it with arr.astype(np.{spec.dtype})")
+    if arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
+        return arr
+    if shape and arr.ndim == len(shape) and tuple(arr.shape[1:]) == shape[1:] \
+            and shape[0] > 0 and len(arr) % shape[0] == 0 and len(arr) > 0:
+        return arr.reshape(len(arr) // shape[0], *shape)
+    full = "[N" + "".join(f", {d}" for d in shape) + "]"
+    if not shape:
+        forms = "[N] (N samples)"
+    elif shape[0] == 1:
+        forms = f"[N{''.join(f', {d}' for d in shape[1:])}] or {full} (N samples)"
+    else:
+        rest = "".join(f", {d}" for d in shape[1:])
+        forms = f"{full} (N samples), or [N*{shape[0]}{rest}] (samples stacked on the first axis)"
+    raise DataError(f"{where}: '{spec.name}' has shape {list(arr.shape)}; the model's input is "
+                    f"{spec.dtype}{spec.shape_str()}, so pass {forms}")
 
 
 def _check_labels(labels: np.ndarray, n: int, where: str) -> np.ndarray:
-    if labels.ndim != 1 or len(labels) != n or labels.dtype.kind not in "iu":
+    if labels.dtype.kind not in "iu" or labels.size == 0 or labels.size % n:
         raise DataError(
-            f"{where}: '{LABELS_KEY}' must be a 1-D integer array with one label per sample "
-            f"({n}); got dtype {labels.dtype}, shape {list(labels.shape)}"
-        )
-    return labels.astype(np.int64)
+            f"{where}: '{LABELS_KEY}' must be an integer array with one label per sample ({n}) "
+            f"or per row of a batched classifier's scores; got dtype {labels.dtype}, "
+            f"shape {list(labels.shape)}")
+    labels = labels.astype(np.int64).reshape(-1)
+    negative = labels < 0
+    if negative.any():
+        i = int(np.argmax(negative))
+        raise DataError(f"{where}: '{LABELS_KEY}' holds {int(negative.sum())} negative "
+                        f"value(s), e.g. {int(labels[i])} at index {i}; labels are class "
+                        "indices 0..classes-1")
+    return labels
+
+
+def check_labels_fit(labels: np.ndarray, classes: int, output: str, where: str) -> None:
+    """DataError unless every label indexes the classifier output's ``classes`` scores."""
+    bad = labels >= classes
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"{where}: '{LABELS_KEY}' holds {int(bad.sum())} value(s) outside 0..{classes - 1}, "
+            f"e.g. {int(labels[i])} at index {i}; output '{output}' scores {classes} classes")
 
 
 def synthetic_dataset(inputs: Sequence[TensorSpec], seed: int = 0,
-                      samples: int = SYNTHETIC_SAMPLES) -> Dataset:
-    """Seeded random inputs: standard normal floats, small non-negative integers, booleans."""
+                      samples: int = SYNTHETIC_SAMPLES,
+                      ranges: dict[str, tuple[int, int]] | None = None) -> Dataset:
+    """Seeded random inputs: standard normal floats, booleans, and integers in
+    ``ranges[name]`` (low, high inclusive; default 0..99)."""
     rng = np.random.default_rng(seed)
-    batch = _batch_size(inputs)
-    n = max(samples // batch, 1) * batch
     arrays = {}
     for spec in inputs:
-        shape = (n, *spec.shape[1:])
+        shape = (samples, *spec.shape)
         dtype = np.dtype(spec.dtype)
         if dtype.kind == "f":
             arr = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
-            arr = rng.integers(0, 100, shape).astype(dtype)
+            lo, hi = (ranges or {}).get(spec.name, (0, 99))
+            arr = rng.integers(lo, hi + 1, shape).astype(dtype)
         elif dtype.kind == "b":
             arr = rng.integers(0, 2, shape).astype(bool)
         else:
             raise DataError(
                 f"input '{spec.name}' has dtype {spec.dtype}, for which edgepack cannot make "
-                "synthetic data; pass --data"
-            )
+                "synthetic data; pass --data")
         arrays[spec.name] = arr
-    return Dataset(arrays, None, "synthetic", f"synthetic (seed {seed}, {n} samples)", batch)
+    return Dataset(arrays, None, "synthetic", f"synthetic (seed {seed}, {samples} samples)")
 
 
-def read_dataset_file(path: Path, batch: int, kind: str | None = None,
-                      source: str | None = None) -> Dataset:
+def read_dataset_file(path: Path, kind: str | None = None, source: str | None = None) -> Dataset:
     """Read a dataset saved by :meth:`Dataset.save` (edgepack's own exchange file)."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     labels = arrays.pop(LABELS_KEY, None)
     kind = kind or ("labelled" if labels is not None else "unlabelled")
-    return Dataset(arrays, labels, kind, source or str(path), batch)
+    return Dataset(arrays, labels, kind, source or str(path))

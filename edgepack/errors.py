@@ -3,24 +3,36 @@
 Everything a user can cause is an :class:`EdgepackError`; the CLI prints its message on
 one line of stderr and exits with code 2 (no traceback unless ``--debug``). Anything else
 that escapes is a bug in edgepack: exit code 3, traceback, and a hint to report it.
+A signal that ends a build is :class:`Interrupted`, outside both families.
 
     EdgepackError                 user-facing, exit 2
-    ├── ModelError                missing, corrupt or unsupported model file
+    ├── UsageError                a flag or setting out of range, or flags that exclude each other
+    ├── ModelError                missing, corrupt or unsupported model file, or a reference run
+    │                             that cannot run it
     ├── ShapeError                an input shape is dynamic where it must be fixed, or mismatched
     ├── DataError                 a dataset file is missing, malformed, or does not fit the model
     ├── ProfileError              unknown or invalid device profile
     ├── TargetError               unknown target/precision, or a profile that cannot run it
     ├── MissingExtraError         an optional runtime is not installed (names the extra)
+    ├── OutputError               the output folder cannot be written
     └── BundleError               a bundle or archive is missing, tampered or malformed
+    Interrupted (BaseException)   SIGINT / SIGTERM: children killed, temporary files removed,
+                                  exit 130 / 143
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class EdgepackError(Exception):
     """A problem with the user's input or environment. Its message says how to fix it."""
 
     exit_code = 2
+
+
+class UsageError(EdgepackError):
+    """A flag or setting has a value outside its range, or flags conflict."""
 
 
 class ModelError(EdgepackError):
@@ -55,5 +67,22 @@ class MissingExtraError(EdgepackError):
         self.extra = extra
 
 
+class OutputError(EdgepackError):
+    """The output folder is not a folder, or cannot be written."""
+
+
 class BundleError(EdgepackError):
     """A bundle directory or archive is missing, malformed or fails its checksums."""
+
+
+class Interrupted(BaseException):  # noqa: N818 - a signal, not an error
+    """SIGINT or SIGTERM arrived. A BaseException so that no ``except Exception`` swallows it
+    (and typer/click do not turn it into their own "Aborted!")."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

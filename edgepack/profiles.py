@@ -11,9 +11,9 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from edgepack import settings
 from edgepack.errors import ProfileError
-
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+from edgepack.settings import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ _REQUIRED = {
     "threads": int, "os": str, "python": str, "glibc": str, "runtimes": list,
     "default_precisions": list,
 }
-_ARCHES = ("aarch64", "x86_64")
+_TYPE_WORDS = {str: "string", int: "integer", list: "list"}
 
 
 def profiles_dir() -> Path:
@@ -116,59 +116,72 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
                 "(or pass a path to a .toml file)"
             )
     if not path.is_file():
-        raise ProfileError(f"profile file {path} does not exist")
+        raise ProfileError(f"profile file {path} does not exist" if not path.exists()
+                           else f"profile {path} is not a file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ProfileError(f"profile file {path} cannot be read: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ProfileError(f"profile file {path} is not valid TOML: {e}") from None
     return _parse(data, str(path))
 
 
 def _parse(data: dict, source: str) -> DeviceProfile:
+    where = f"profile {source}"
     unknown = sorted(set(data) - set(_REQUIRED) - {"accuracy"})
     if unknown:
-        raise ProfileError(f"profile {source}: unknown key(s) {', '.join(unknown)}")
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; known: "
+                           f"{', '.join([*_REQUIRED, 'accuracy'])}")
     for key, typ in _REQUIRED.items():
         if key not in data:
-            raise ProfileError(f"profile {source}: missing required key '{key}'")
+            raise ProfileError(f"{where}: missing required key '{key}'")
         if not isinstance(data[key], typ) or (typ is int and isinstance(data[key], bool)):
-            raise ProfileError(
-                f"profile {source}: '{key}' must be a {typ.__name__}, got {data[key]!r}"
-            )
-    if data["arch"] not in _ARCHES:
-        raise ProfileError(f"profile {source}: arch must be one of {', '.join(_ARCHES)}")
+            raise ProfileError(f"{where}: '{key}' must be a {_TYPE_WORDS[typ]}, got {data[key]!r}")
+    settings.check("arch", data["arch"], f"{where}: 'arch'", ProfileError)
     for key in ("cores", "threads", "memory_mb"):
-        if data[key] < 1:
-            raise ProfileError(f"profile {source}: '{key}' must be at least 1")
-    bad = [p for p in data["default_precisions"] if p not in PRECISIONS]
-    if bad:
-        raise ProfileError(
-            f"profile {source}: unknown precision(s) {', '.join(map(str, bad))}; "
-            f"known: {', '.join(PRECISIONS)}"
-        )
+        settings.check(key, data[key], f"{where}: '{key}'", ProfileError)
+    for key in ("python", "glibc"):
+        settings.check_version(data[key], f"{where}: '{key}'", ProfileError)
+    for item in data["default_precisions"]:
+        settings.check("precision", item, f"{where}: 'default_precisions'", ProfileError)
+    _check_runtimes(data["runtimes"], where)
     values = {k: data[k] for k in _REQUIRED}
     values["runtimes"] = tuple(data["runtimes"])
     values["default_precisions"] = tuple(data["default_precisions"])
-    return DeviceProfile(**values, budgets=_parse_budgets(data.get("accuracy", {}), source),
+    return DeviceProfile(**values, budgets=_parse_budgets(data.get("accuracy", {}), where),
                          source=source)
 
 
-def _parse_budgets(table: dict, source: str) -> dict[str, AccuracyBudget]:
+def _check_runtimes(runtimes: list, where: str) -> None:
+    from edgepack.targets import target_names  # the registry of targets (imports none)
+
+    known = target_names()
+    for name in runtimes:
+        if name not in known:
+            raise ProfileError(f"{where}: 'runtimes' lists {name!r}, which is not a target; "
+                               f"known targets: {', '.join(known)}")
+    if not runtimes:
+        raise ProfileError(f"{where}: 'runtimes' is empty; list at least one of "
+                           f"{', '.join(known)}")
+
+
+def _parse_budgets(table: dict, where: str) -> dict[str, AccuracyBudget]:
     budgets = {}
-    names = {f.name for f in fields(AccuracyBudget)}
+    names = [f.name for f in fields(AccuracyBudget)]
+    if not isinstance(table, dict):
+        raise ProfileError(f"{where}: 'accuracy' must be a table of [accuracy.<precision>]")
     for precision, values in table.items():
         if precision not in PRECISIONS:
-            raise ProfileError(f"profile {source}: [accuracy.{precision}] is not a precision")
+            raise ProfileError(f"{where}: [accuracy.{precision}] is not a precision; known: "
+                               f"{', '.join(PRECISIONS)}")
         if not isinstance(values, dict):
-            raise ProfileError(f"profile {source}: [accuracy.{precision}] must be a table")
-        unknown = sorted(set(values) - names)
+            raise ProfileError(f"{where}: [accuracy.{precision}] must be a table")
+        unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ProfileError(
-                f"profile {source}: unknown key(s) in [accuracy.{precision}]: {', '.join(unknown)}"
-            )
-        bad = [k for k, v in values.items() if not isinstance(v, int | float)]
-        if bad:
-            raise ProfileError(
-                f"profile {source}: [accuracy.{precision}] {bad[0]} must be a number")
-        budgets[precision] = replace(DEFAULT_BUDGETS[precision], **values)
+            raise ProfileError(f"{where}: unknown key(s) in [accuracy.{precision}]: "
+                               f"{', '.join(unknown)}; known: {', '.join(names)}")
+        checked = {k: settings.check(k, v, f"{where}: accuracy.{precision}.{k}", ProfileError)
+                   for k, v in values.items()}
+        budgets[precision] = replace(DEFAULT_BUDGETS[precision], **checked)
     return budgets

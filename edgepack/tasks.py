@@ -1,58 +1,131 @@
-"""Task bodies that run inside child processes (see :mod:`edgepack.child`).
+"""The work that runs in child processes (see :mod:`edgepack.child`): typed specs and bodies.
 
-Each takes the JSON spec the parent wrote and returns a JSON-able dict.
+The parent builds a spec; the child gets it back as the same dataclass and returns a
+JSON-able dict. Heavy imports happen inside the bodies, only in the child.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from edgepack.artifact import TensorSpec
-from edgepack.data import read_dataset_file
-from edgepack.device import runner as device
-from edgepack.profiles import load_profile
-from edgepack.targets import get_target
-from edgepack.targets.base import LowerOptions
+from edgepack.device import core
 
 
-def simplify(spec: dict) -> dict:
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """Run the reference ONNX model on ONNX Runtime over a dataset; save its outputs."""
+
+    task: ClassVar[str] = "reference"
+    model: str
+    data: str  # an exchange .npz (Dataset.save)
+    out: str  # the outputs, packed (device.core.pack)
+
+
+@dataclass(frozen=True)
+class SimplifySpec:
+    task: ClassVar[str] = "simplify"
+    src: str
+    dst: str
+    feeds: str  # an exchange .npz of a few samples
+
+
+@dataclass(frozen=True)
+class LowerSpec:
+    task: ClassVar[str] = "lower"
+    target: str
+    model: str
+    precision: str
+    profile: str  # the profile's source file
+    out_dir: str
+    calib: str | None = None
+    calib_kind: str | None = None
+    calib_source: str | None = None
+    context: dict = field(default_factory=dict)  # a LowerContext as a dict
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """Run a written bundle over the evaluation data with its own backend (run.py's code)."""
+
+    task: ClassVar[str] = "evaluate"
+    bundle: str
+    data: str
+    out: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    task: ClassVar[str] = "bench"
+    bundle: str
+    threads: int
+    warmup: int
+    runs: int | None = None
+    min_time: float | None = None
+
+
+def reference(spec: ReferenceSpec) -> dict:
+    from edgepack.data import read_dataset_file
+    from edgepack.errors import ModelError
+    from edgepack.stages.simplify import run_onnx
+
+    data = read_dataset_file(Path(spec.data))
+    try:
+        outputs = run_onnx(Path(spec.model), list(data.feeds()))
+    except Exception as e:  # the runtime's own message is what the user needs
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:400]
+        raise ModelError(f"ONNX Runtime cannot run the model on these inputs: {first}") from None
+    np.savez(spec.out, **core.pack(outputs))
+    return {"outputs": list(outputs)}
+
+
+def simplify(spec: SimplifySpec) -> dict:
+    from edgepack.data import read_dataset_file
     from edgepack.stages.simplify import simplify_onnx
 
-    data = read_dataset_file(Path(spec["feeds"]), spec["batch"])
-    return simplify_onnx(Path(spec["src"]), Path(spec["dst"]), list(data.feeds()))
+    data = read_dataset_file(Path(spec.feeds))
+    return simplify_onnx(Path(spec.src), Path(spec.dst), list(data.feeds()))
 
 
-def lower(spec: dict) -> dict:
-    target = get_target(spec["target"])
+def lower(spec: LowerSpec) -> dict:
+    from dataclasses import asdict
+
+    from edgepack.data import read_dataset_file
+    from edgepack.profiles import load_profile
+    from edgepack.targets import get_target
+    from edgepack.targets.base import LowerContext
+
     calib = None
-    if spec["calib"]:
-        calib = read_dataset_file(Path(spec["calib"]), spec["batch"], spec["calib_kind"],
-                                  spec["calib_source"])
-    lowered = target.lower(Path(spec["model"]), spec["precision"],
-                           load_profile(spec["profile"]), calib, Path(spec["out_dir"]),
-                           LowerOptions(**spec["options"]))
-    return vars(lowered)
+    if spec.calib:
+        calib = read_dataset_file(Path(spec.calib), spec.calib_kind, spec.calib_source)
+    lowered = get_target(spec.target).lower(
+        Path(spec.model), spec.precision, load_profile(spec.profile), calib,
+        Path(spec.out_dir), LowerContext(**spec.context))
+    return asdict(lowered)
 
 
-def evaluate(spec: dict) -> dict:
-    """Run the bundle's model over the eval data; save the stacked outputs (ONNX names)."""
-    target = get_target(spec["target"])
-    inputs = [TensorSpec.from_dict(d) for d in spec["inputs"]]
-    data = read_dataset_file(Path(spec["data"]), spec["batch"])
-    options = {**spec["options"], "io": {"inputs": spec["inputs"], "outputs": spec["outputs"]}}
-    with target.runner(Path(spec["model"]), inputs, spec["threads"], options) as r:
-        outputs: dict[str, list] = {}
-        for feeds in data.feeds():
-            for name, value in r.infer(feeds).items():
-                outputs.setdefault(name, []).append(value)
-        info = r.backend.info
-    np.savez(spec["out"], **{k: np.concatenate(v) for k, v in outputs.items()})
+def evaluate(spec: EvaluateSpec) -> dict:
+    bundle = Path(spec.bundle)
+    manifest = core.load_manifest(bundle)
+    arrays = core.load_npz(Path(spec.data))
+    arrays.pop("labels", None)
+    with core.open_model(bundle, manifest, spec.threads) as model:
+        outputs = core.run_samples(model, arrays)
+        info = model.info
+    np.savez(spec.out, **core.pack(outputs))
     return {"runtime": info}
 
 
-def bench(spec: dict) -> dict:
+def bench(spec: BenchSpec) -> dict:
     """Time the bundle on its golden input in this fresh process (only its runtime loaded)."""
-    return device.bench_bundle(Path(spec["bundle"]), spec["runs"], spec["min_time"],
-                               spec["warmup"], spec["threads"])
+    return core.bench_bundle(Path(spec.bundle), spec.runs, spec.min_time, spec.warmup,
+                             spec.threads)
+
+
+TASKS = {spec.task: (spec, body) for spec, body in (
+    (ReferenceSpec, reference), (SimplifySpec, simplify), (LowerSpec, lower),
+    (EvaluateSpec, evaluate), (BenchSpec, bench))}

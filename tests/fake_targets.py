@@ -31,8 +31,8 @@ class WrongWeights(_Fake):
 
     name = "wrong"
 
-    def lower(self, model, precision, profile, calib, out_dir, options):
-        lowered = super().lower(model, precision, profile, calib, out_dir, options)
+    def lower(self, model, precision, profile, calib, out_dir, ctx):
+        lowered = super().lower(model, precision, profile, calib, out_dir, ctx)
         m = onnx.load(str(model))
         init = next(i for i in m.graph.initializer if len(i.dims) == 4)
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5),
@@ -47,12 +47,12 @@ class WrongWeights(_Fake):
 class Misbehaving(_Fake):
     name = "misbehaving"
 
-    def lower(self, model, precision, profile, calib, out_dir, options):
+    def lower(self, model, precision, profile, calib, out_dir, ctx):
         if precision == "fp16":
             os.abort()
         if precision == "int8-dynamic":
             time.sleep(3600)
-        return super().lower(model, precision, profile, calib, out_dir, options)
+        return super().lower(model, precision, profile, calib, out_dir, ctx)
 
 
 WRONG = WrongWeights()
@@ -68,16 +68,16 @@ class WrongTflite(TfliteTarget):
     def check_profile(self, profile):
         return None
 
-    def lower(self, model, precision, profile, calib, out_dir, options):
+    def lower(self, model, precision, profile, calib, out_dir, ctx):
         m = onnx.load(str(model))
         init = next(i for i in m.graph.initializer if len(i.dims) == 4)
         init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5),
                                               init.name))
-        broken = Path(options.cache_dir).parent / "wrong.onnx"
+        broken = Path(ctx.cache_dir).parent / "wrong.onnx"
         broken.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(m, str(broken))
         return super().lower(broken, precision, profile, calib, out_dir,
-                             replace(options, cache_dir=str(Path(options.cache_dir) / "wrong")))
+                             replace(ctx, cache_dir=str(Path(ctx.cache_dir) / "wrong")))
 
 
 WRONG_TFLITE = WrongTflite()

@@ -29,11 +29,12 @@ def test_npy_for_single_input(tmp_path):
 
 
 @pytest.mark.parametrize("arrays, match", [
-    ({"input": np.zeros((5, 4, 4, 3), np.float32)}, r"\[5, 4, 4, 3\].*\[N, 3, 4, 4\]"),
+    ({"input": np.zeros((5, 4, 4, 3), np.float32)},
+     r"\[5, 4, 4, 3\].*pass \[N, 3, 4, 4\] or \[N, 1, 3, 4, 4\]"),
     ({"input": np.zeros((5, 3, 4, 4), np.float64)}, "dtype float64.*astype"),
     ({"image": np.zeros((5, 3, 4, 4), np.float32)}, "keyed image.*inputs are input"),
     ({"input": np.zeros((5, 3, 4, 4), np.float32), "labels": np.zeros(4, np.int64)},
-     "one label per sample"),
+     "one label per sample \\(5\\)"),
     ({"input": np.full((2, 3, 4, 4), np.nan, np.float32)}, "NaN"),
 ])
 def test_bad_data(tmp_path, arrays, match):

@@ -38,7 +38,7 @@ def test_build_verifies_with_labels(mobilenet_build):
     r, out = mobilenet_build
     assert r.returncode == 0, r.stderr
     report = _report(out, "mobilenet_digits")
-    assert report["schema_version"] == 1 and report["ok"] is True
+    assert report["schema_version"] == 2 and report["ok"] is True
     assert report["data"]["eval"]["kind"] == "labelled"
     cells = _cells(report)
     fp32, int8 = cells["rpi4/ort-fp32"], cells["rpi4/ort-int8"]
@@ -67,7 +67,8 @@ def test_bundle_layout_and_manifest(mobilenet_build):
     bundle = out / "mobilenet_digits" / "rpi4" / "ort-int8"
     names = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
     assert names == {"model.ort", "required_operators.config", "manifest.json", "run.py",
-                     "requirements.txt", "README.md", "golden/inputs.npz", "golden/outputs.npz"}
+                     "backend.py", "requirements.txt", "README.md", "golden/inputs.npz",
+                     "golden/outputs.npz"}
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["precision"] == "int8" and manifest["profile"]["name"] == "rpi4"
     assert manifest["runtime"]["name"] == "onnxruntime"

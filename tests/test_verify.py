@@ -1,13 +1,19 @@
 import numpy as np
 
+from edgepack.device import core
 from edgepack.profiles import DEFAULT_BUDGETS
 from edgepack.verify import accuracy_gates, compare_outputs
 
 
+def _samples(arr):
+    """An array of N samples as the per-sample list the comparison takes."""
+    return list(np.asarray(arr))
+
+
 def test_one_element_output_cannot_hide_behind_cosine():
     # a probability 0.009 -> 0.14 keeps cosine 1.0 (TOOLCHAIN.md); relative error sees it
-    ref = {"p": np.array([[0.009]], np.float32)}
-    out = {"p": np.array([[0.14]], np.float32)}
+    ref = {"p": _samples([[0.009]])}
+    out = {"p": _samples([[0.14]])}
     m = compare_outputs(ref, out, None)["p"]
     assert m["cosine"] > 0.9999 and m["rel_error"] > 10
     failed = [g.name for g in accuracy_gates({"p": m}, DEFAULT_BUDGETS["int8"]) if not g.ok]
@@ -15,27 +21,53 @@ def test_one_element_output_cannot_hide_behind_cosine():
 
 
 def test_nan_fails_every_numeric_gate():
-    ref = {"y": np.ones((4, 3), np.float32)}
-    out = {"y": np.full((4, 3), np.nan, np.float32)}
-    gates = accuracy_gates(compare_outputs(ref, out, None), DEFAULT_BUDGETS["fp16"])
+    ref = {"y": _samples(np.ones((4, 3), np.float32))}
+    out = {"y": _samples(np.full((4, 3), np.nan, np.float32))}
+    m = compare_outputs(ref, out, None)
+    assert m["y"]["nonfinite"] == 12
+    gates = accuracy_gates(m, DEFAULT_BUDGETS["fp16"])
     assert {g.name for g in gates if not g.ok} >= {"y.cosine", "y.rel_error"}
 
 
 def test_shape_mismatch_is_checked_first():
-    m = compare_outputs({"y": np.zeros((2, 3))}, {"y": np.zeros((2, 4))}, None)["y"]
-    assert m == {"shape_ok": False, "error": "shape [2, 4], expected [2, 3]"}
+    m = compare_outputs({"y": _samples(np.zeros((2, 3)))}, {"y": _samples(np.zeros((2, 4)))},
+                        None)["y"]
+    assert m == {"shape_ok": False, "error": "shape [4], expected [3] (sample 0)"}
+
+
+def test_integer_outputs_compare_exactly_and_zero_outputs_pass():
+    ref = {"shape": _samples(np.array([[1, 3, 8, 8]] * 4, np.int64)),
+           "zeros": _samples(np.zeros((4, 5), np.float32))}
+    same = compare_outputs(ref, ref, None)
+    assert same["shape"]["match"] == 1.0 and same["zeros"]["cosine"] == 1.0
+    assert all(g.ok for g in accuracy_gates(same, DEFAULT_BUDGETS["fp32"]))
+    off = {"shape": _samples(np.array([[1, 3, 8, 9]] * 4, np.int64)), "zeros": ref["zeros"]}
+    m = compare_outputs(ref, off, None)
+    assert m["shape"]["mismatches"] == 4 and m["shape"]["match"] == 0.75
+    assert [g.name for g in accuracy_gates(m, DEFAULT_BUDGETS["int8"]) if not g.ok] == [
+        "shape.match"]
+
+
+def test_near_zero_output_is_judged_by_absolute_error():
+    # a reference of pure noise around zero has no direction: a tiny absolute error passes
+    ref = [np.array([1e-9, -2e-9, 3e-9], np.float32)]
+    m = core.compare(ref, [np.zeros(3, np.float32)])
+    assert m["cosine"] == 0.0 and m["max_abs"] < core.ATOL
+    assert [c[0] for c in core.output_checks("y", m, {"min_cosine": 0.99,
+            "max_rel_error": 2.0, "min_match": 1.0})] == ["y.rel_error"]
 
 
 def test_classifier_numbers_with_labels_and_embedding_without():
     rng = np.random.default_rng(0)
-    logits = rng.standard_normal((50, 10)).astype(np.float32)
-    labels = np.argmax(logits, 1)
+    logits = rng.standard_normal((50, 1, 10)).astype(np.float32)  # 50 samples of [1, 10]
+    labels = np.argmax(logits[:, 0], 1)
     labels[:5] = (labels[:5] + 1) % 10  # the reference gets 45/50 right
     worse = logits.copy()
     worse[5:10] = -worse[5:10]  # flips several top-1 decisions
-    m = compare_outputs({"logits": logits}, {"logits": worse}, labels)["logits"]
+    m = compare_outputs({"logits": _samples(logits)}, {"logits": _samples(worse)},
+                        labels)["logits"]
     assert m["top1_reference"] == 0.9 and m["top1"] < 0.9
     assert 0 < m["top1_agreement"] < 1 and m["top1_drop_points"] > 0
-    emb = rng.standard_normal((8, 384)).astype(np.float32)
+    emb = _samples(rng.standard_normal((8, 1, 384)).astype(np.float32))
     e = compare_outputs({"embedding": emb}, {"embedding": emb}, None)["embedding"]
     assert "top1_agreement" not in e and e["cosine"] > 0.99999

@@ -1,15 +1,22 @@
-"""The ``edgepack`` command. Errors: EdgepackError → one line on stderr, exit 2; a bug → exit 3."""
+"""The ``edgepack`` command and its exit codes.
+
+EdgepackError and bad usage → one line on stderr, exit 2 (traceback only with ``--debug``);
+a bug → traceback and exit 3; SIGINT/SIGTERM → child processes killed, temporary files
+removed, one line, exit 130/143.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from typing import Annotated
 
+import click
 import typer
 
 from edgepack import __version__
-from edgepack.errors import EdgepackError
+from edgepack.errors import EdgepackError, Interrupted
 
 app = typer.Typer(
     name="edgepack", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -37,28 +44,69 @@ def _register() -> None:
     from edgepack.cli import bench, build, inspect, profiles, toolchain, verify
 
     for module in (build, inspect, verify, bench):
-        app.command(module.NAME, help=module.command.__doc__)(module.command)
+        command = module.make_command() if hasattr(module, "make_command") else module.command
+        app.command(module.NAME, help=command.__doc__)(command)
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(toolchain.app, name="toolchain")
 
 
+def _on_signal(signum, frame) -> None:
+    # once: a second signal while cleaning up must not interrupt the cleanup
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def usage_line(e: click.ClickException) -> str:
+    """A click/typer usage error as one line: 'edgepack: error: --runs: ...'."""
+    message = " ".join(e.format_message().split())
+    if isinstance(e, click.BadParameter) and e.param is not None:
+        name = (e.param.opts or [e.param.name or "?"])[0]
+        message = message.replace(f"Invalid value for '{name}': ", "")
+        message = f"{name}: {message}"
+    command = e.ctx.command_path if getattr(e, "ctx", None) else "edgepack"
+    return f"edgepack: error: {message} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and map errors to exit codes."""
-    _register()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    code = 0
     try:
-        app(args=argv)
+        _register()
+        rv = typer.main.get_command(app).main(args=args, prog_name="edgepack",
+                                              standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.NoArgsIsHelpError as e:
+        print(e.ctx.get_help())
+        code = 2
+    except click.ClickException as e:
+        if debug:
+            traceback.print_exc()
+        print(usage_line(e), file=sys.stderr)
+        code = 2
+    except click.exceptions.Abort:
+        print("edgepack: aborted", file=sys.stderr)
+        code = 1
     except EdgepackError as e:
         if debug:
             traceback.print_exc()
-        print(f"edgepack: error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        print("edgepack: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(f"edgepack: error: {' '.join(str(e).split())}", file=sys.stderr)
+        code = e.exit_code
+    except Interrupted as e:
+        from edgepack import procs
+
+        procs.kill_all()
+        print(f"edgepack: interrupted ({e}): child processes killed, temporary files removed",
+              file=sys.stderr)
+        code = e.exit_code
     except Exception as e:
         traceback.print_exc()
         print(f"edgepack: internal error ({type(e).__name__}): this is a bug in edgepack "
               f"{__version__}; please report it with the command and the traceback above",
               file=sys.stderr)
-        sys.exit(3)
+        code = 3
+    sys.exit(code)

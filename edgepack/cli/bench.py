@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -14,28 +14,35 @@ NAME = "bench"
 
 def command(
     bundle: Annotated[Path, typer.Argument(help="A bundle directory or its .tar.gz archive.")],
-    runs: Annotated[int | None, typer.Option(min=1, help="Timed runs.")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs.")] = None,
     min_time: Annotated[float | None, typer.Option(
-        min=0.0, help="Time for at least this many seconds (default 1).")] = None,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="Threads (default: the bundle's).")] = None,
+        help="Time for at least this many seconds (default 1).")] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up runs.")] = 10,
+    threads: Annotated[int | None, typer.Option(help="Threads (default: the bundle's).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds allowed for the benchmark.")] = 600.0,
 ) -> None:
     """Time a bundle here with its own run.py (a fresh process); print latency JSON."""
+    from edgepack import procs, settings
     from edgepack.bundle import opened_bundle
-    from edgepack.errors import EdgepackError
+    from edgepack.errors import UsageError
 
     if runs is not None and min_time is not None:
-        raise EdgepackError("--runs and --min-time exclude each other: pass one")
+        raise UsageError("--runs and --min-time exclude each other: pass one")
+    for key, value in (("runs", runs), ("min_time", min_time), ("warmup", warmup),
+                       ("threads", threads), ("timeout", timeout)):
+        if value is not None:
+            settings.check(key, value, settings.SETTINGS[key].flag)
     args = ["--warmup", str(warmup)]
     args += ["--runs", str(runs)] if runs else []
     args += ["--min-time", str(min_time)] if min_time is not None else []
     args += ["--threads", str(threads)] if threads else []
-    with opened_bundle(bundle) as folder:
-        proc = subprocess.run([sys.executable, str(folder / "run.py"), "bench", *args],
-                              capture_output=True, text=True, cwd=folder)
-    if proc.returncode != 0:
-        console.print(proc.stderr.strip(), markup=False)
-        raise typer.Exit(1)
-    print(proc.stdout.strip())
+    with opened_bundle(bundle) as folder, tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "bench.json"
+        done = procs.run([sys.executable, folder / "run.py", "bench", *args, "--json", result],
+                         what="the benchmark", timeout=timeout, capture=True, cwd=folder)
+        if not done.ok or not result.is_file():
+            console.print(done.output.strip(), markup=False)
+            console.print(f"[red]{done.reason or 'the benchmark wrote no result'}[/]")
+            raise typer.Exit(1)
+        print(result.read_text().strip())
     console.print("Measured on this host, not on the device the bundle was built for.")

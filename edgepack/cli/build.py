@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -10,14 +11,14 @@ from edgepack.cli.common import console, split_list, stdout
 NAME = "build"
 
 
-def command(
+def _core_options(
     model: Annotated[Path, typer.Argument(help="The model file (.onnx).")],
     profile: Annotated[list[str] | None, typer.Option(
         "--profile", "-p", help="Device profile name or TOML path; repeatable or comma-separated "
         "(default: the host's kind, x86-64 or generic-arm64).")] = None,
     target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t",
-        help="Runtimes: ort, openvino, tflite (default: the profile's runtimes).")] = None,
+        "--target", "-t", help="Runtimes, e.g. ort, openvino, tflite (default: the profile's "
+        "runtimes).")] = None,
     precision: Annotated[list[str] | None, typer.Option(
         "--precision", help="fp32, fp16, int8-dynamic, int8 (default: the profile's).")] = None,
     data: Annotated[Path | None, typer.Option(
@@ -29,12 +30,12 @@ def command(
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", help="Fix a dynamic input: NAME=1,3,224,224 (repeatable).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("dist"),
-    runs: Annotated[int | None, typer.Option(min=1, help="Timed runs per bundle.")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs per bundle.")] = None,
     min_time: Annotated[float | None, typer.Option(
-        min=0.0, help="Time each bundle for at least this many seconds (default 1).")] = None,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed warm-up runs.")] = 10,
+        help="Time each bundle for at least this many seconds (default 1).")] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up runs.")] = 10,
     threads: Annotated[int | None, typer.Option(
-        min=1, help="Threads for inference (default: the profile's).")] = None,
+        help="Threads for inference (default: the profile's).")] = None,
     max_accuracy_drop: Annotated[float | None, typer.Option(
         help="Max top-1 drop vs the reference, in points (overrides the profile).")] = None,
     min_cosine: Annotated[float | None, typer.Option(
@@ -43,73 +44,135 @@ def command(
         help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
     allow_synthetic_calibration: Annotated[bool, typer.Option(
         help="Allow static int8 calibrated on random data.")] = False,
-    preset: Annotated[str | None, typer.Option(
-        help="openvino int8: NNCF preset, performance or mixed (default: mixed for "
-        "transformers, else performance).")] = None,
     strategy: Annotated[str | None, typer.Option(
         help="Only try lowering strategies whose name contains this, e.g. "
         "'onnx2tf-1.29.24' (see report.json 'attempts').")] = None,
-    int8_io: Annotated[bool, typer.Option(
-        "--int8-io", help="tflite int8: integer inputs/outputs (scale/zero point in the "
-        "manifest; run.py applies them).")] = False,
     timeout: Annotated[float, typer.Option(
-        min=1.0, help="Seconds allowed for each lowering, evaluation or benchmark.")] = 900.0,
+        help="Seconds allowed for each lowering, evaluation, selftest or benchmark "
+        "(at least 10).")] = 900.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Build verified, benchmarked bundles of MODEL for device profiles and runtimes."""
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
-    from edgepack.errors import EdgepackError
+
+def _target_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per target option (each target declares its own flags)."""
+    from edgepack.targets import all_targets
+
+    params, seen = [], {}
+    for target in all_targets():
+        for option in target.options:
+            if option.name in seen:  # several targets may share one option (same flag)
+                if seen[option.name] != option.flag:
+                    raise RuntimeError(f"targets declare option '{option.name}' with two flags: "
+                                       f"{seen[option.name]} and {option.flag}")
+                continue
+            seen[option.name] = option.flag
+            kind = bool if option.type is bool else (option.type | None)
+            params.append(inspect.Parameter(
+                option.name, inspect.Parameter.KEYWORD_ONLY,
+                default=False if option.type is bool else None,
+                annotation=Annotated[kind, typer.Option(option.flag, help=option.help)]))
+    return params
+
+
+def make_command():
+    """The build command: the core options plus every target's own options."""
+    base = inspect.signature(_core_options, eval_str=True)
+    core_names = set(base.parameters)
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in base.parameters.values()]
+
+    def command(**values) -> None:
+        run({k: v for k, v in values.items() if k in core_names},
+            {k: v for k, v in values.items() if k not in core_names})
+
+    command.__signature__ = inspect.Signature(params + _target_parameters())
+    command.__doc__ = _core_options.__doc__
+    return command
+
+
+def run(v: dict, target_values: dict) -> None:
+    from rich.markup import escape
+
     from edgepack.importers.onnx import parse_input_shapes
     from edgepack.pipeline import BuildOptions, build
     from edgepack.report.render import terminal_table, to_json
 
-    if runs is not None and min_time is not None:
-        raise EdgepackError("--runs and --min-time exclude each other: pass one")
-    if preset not in (None, "performance", "mixed"):
-        raise EdgepackError(f"--preset must be performance or mixed, not '{preset}'")
-    target_options = {k: v for k, v in (("int8_io", int8_io), ("preset", preset)) if v}
     opts = BuildOptions(
-        model=model, profiles=split_list(profile) or (), targets=split_list(target),
-        precisions=split_list(precision), data=data, calib=calib, eval=eval_,
-        input_shapes=parse_input_shapes(input_shape), output=output, runs=runs,
-        min_time=min_time, warmup=warmup, threads=threads, max_accuracy_drop=max_accuracy_drop,
-        min_cosine=min_cosine, calibration_method=calibration,
-        allow_synthetic_calibration=allow_synthetic_calibration, timeout=timeout,
-        target_options=target_options, strategy=strategy,
+        model=v["model"], profiles=split_list(v["profile"]) or (),
+        targets=split_list(v["target"]), precisions=split_list(v["precision"]),
+        data=v["data"], calib=v["calib"], eval=v["eval_"],
+        input_shapes=parse_input_shapes(v["input_shape"]), output=v["output"],
+        runs=v["runs"], min_time=v["min_time"], warmup=v["warmup"], threads=v["threads"],
+        max_accuracy_drop=v["max_accuracy_drop"], min_cosine=v["min_cosine"],
+        calibration_method=v["calibration"],
+        allow_synthetic_calibration=v["allow_synthetic_calibration"], timeout=v["timeout"],
+        target_options={k: val for k, val in target_values.items() if val not in (None, False)},
+        strategy=v["strategy"],
     )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("edgepack build", total=None)
-
-        def progress(message, cell, done, total):
-            bar.update(task, description=message, completed=done, total=total or None)
-            if cell is not None and cell.status != "pending":
-                mark = {"ok": "[green]ok[/]", "failed": "[red]FAILED[/]"}.get(cell.status,
-                                                                             cell.status)
-                bar.console.print(f"  {cell.key}: {mark}")
-
-        report, out_dir = build(opts, progress)
-    if as_json:
+    with _progress_bar() as progress:
+        result = build(opts, progress)
+    report = result.report
+    if v["as_json"]:
         stdout.print_json(to_json(report))
     else:
-        console.print(terminal_table(report))
+        console.print(terminal_table(report, result.built))
         host = report.host
         console.print(f"Latency and memory measured on this host ({host['cpu']}, "
                       f"{host['cpus']} CPUs), not on the device.")
-        for cell in report.cells:
-            if cell.status == "failed":
-                console.print(f"[red]{cell.key} failed:[/] {escape(cell.reason or '')}")
-    console.print(f"Report: {out_dir / 'report.md'} (also report.json, report.html)")
-    if not report.ok:
+        for cell in result.built:
+            if cell.status in ("failed", "skipped"):
+                color = "red" if cell.status == "failed" else "yellow"
+                console.print(f"[{color}]{escape(cell.key)} {cell.status}:[/] "
+                              f"{escape(cell.reason or '')}")
+        mine = {c.key for c in result.built}
+        others = sum(c.key not in mine for c in report.cells)
+        if others:
+            console.print(f"{others} more cell(s) from earlier builds are in the same folder "
+                          "and its report.")
+        for note in report.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print(f"Report: {result.out_dir / 'report.md'} (also report.json, report.html)")
+    if not result.ok:
         raise typer.Exit(1)
+
+
+class _progress_bar:  # noqa: N801 - a context manager
+    """Progress over the build's cells, yielding the pipeline's callback: a transient bar on a
+    terminal; plain lines (one per finished cell) in CI logs and pipes."""
+
+    def __enter__(self):
+        from rich.markup import escape
+
+        self.bar = None
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                                transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("edgepack build", total=None)
+
+        def progress(message, cell, done, total):
+            if self.bar is not None:
+                self.bar.update(self.task, description=escape(message), completed=done,
+                                total=total or None)
+            if cell is not None and cell.status != "pending":
+                mark = {"ok": "[green]ok[/]", "failed": "[red]FAILED[/]"}.get(cell.status,
+                                                                             cell.status)
+                console.print(f"  {escape(cell.key)}: {mark}")
+
+        return progress
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

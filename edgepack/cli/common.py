@@ -12,7 +12,8 @@ stdout = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def split_list(values: list[str] | None) -> tuple[str, ...] | None:
-    """Comma-separated or repeated flags → one tuple; None when not given."""
-    if not values:
+    """Comma-separated or repeated flags → one tuple; None when not given at all, and an
+    empty tuple when given but naming nothing (``--target ""``: an error for the caller)."""
+    if values is None:
         return None
     return tuple(v.strip() for item in values for v in item.split(",") if v.strip())

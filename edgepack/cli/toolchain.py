@@ -6,7 +6,7 @@ import typer
 
 from edgepack.cli.common import console, stdout
 
-app = typer.Typer(help="List and install isolated converter environments (onnx2tf).",
+app = typer.Typer(help="List and install isolated converter environments.",
                   no_args_is_help=True)
 
 
@@ -15,11 +15,12 @@ def list_() -> None:
     """Show each converter environment: installed or not, its versions, path and size."""
     from rich.table import Table
 
-    from edgepack.toolchains import TOOLCHAINS, disk_usage
+    from edgepack.targets import all_targets
+    from edgepack.toolchains import disk_usage
 
     table = Table("target", "toolchain", "status", "python", "pins", "size", "path")
-    for target, chains in TOOLCHAINS.items():
-        for chain in chains:
+    for target in all_targets():
+        for chain in target.toolchains:
             lo, hi = chain.python
             if chain.installed():
                 status, size = "installed", f"{disk_usage(chain.path) / 2**30:.1f} GiB"
@@ -27,21 +28,20 @@ def list_() -> None:
                 python = chain.find_python()
                 status = "not installed" if python else "unavailable: no suitable Python"
                 size = f"~{chain.size}"
-            pins = ", ".join(f"{p} {chain.version(p)}" for p in
-                             ("onnx2tf", "tensorflow", "onnx", "numpy") if chain.version(p))
-            table.add_row(target, chain.name, status, f"{lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}", pins,
-                          size, str(chain.path))
+            pins = ", ".join(f"{p} {chain.version(p)}" for p in chain.shown if chain.version(p))
+            table.add_row(target.name, chain.name, status, f"{lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}",
+                          pins, size, str(chain.path))
     stdout.print(table)
 
 
 @app.command("install")
 def install(
-    name: Annotated[str, typer.Argument(help="A target (tflite) or one toolchain by name.")],
+    name: Annotated[str, typer.Argument(help="A target (e.g. tflite) or one toolchain by name.")],
     force: Annotated[bool, typer.Option(help="Re-install even if present.")] = False,
 ) -> None:
     """Create the pinned converter environment(s) for NAME in edgepack's cache."""
+    from edgepack.targets import toolchains_for
     from edgepack.toolchains import install as do_install
-    from edgepack.toolchains import toolchains_for
 
     chains = toolchains_for(name)
     for chain in chains:

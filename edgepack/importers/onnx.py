@@ -45,6 +45,10 @@ def read_onnx(path: Path) -> onnx.ModelProto:
             f"{path} is not a readable ONNX model ({type(e).__name__}: {_first_line(e)}); "
             "is the file complete and really ONNX?"
         ) from None
+    except onnx.checker.ValidationError as e:  # external data missing or outside the folder
+        raise ModelError(f"{path}: {_first_line(e)}; keep the model's external data files "
+                         "beside it") from None
+    _check_opsets(model, path)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
@@ -55,6 +59,19 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     if not model.graph.input or not model.graph.output:
         raise ModelError(f"{path} has no graph inputs or outputs; is it really an ONNX model?")
     return model
+
+
+def _check_opsets(model: onnx.ModelProto, path: Path) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise ModelError(
+                f"{path} declares opset {opset.version} of the default ONNX domain, but the "
+                f"newest this installation knows is {newest}; re-export the model with "
+                f"opset <= {newest} (e.g. torch.onnx.export(..., opset_version={min(newest, 17)}))")
+    if model.ir_version > onnx.IR_VERSION:
+        raise ModelError(f"{path} has IR version {model.ir_version}, newer than this onnx "
+                         f"package reads ({onnx.IR_VERSION}); re-export it or upgrade onnx")
 
 
 def _first_line(e: Exception) -> str:
@@ -75,6 +92,15 @@ def tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
         d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in ttype.shape.dim
     )
     return TensorSpec(value.name, dtype, shape, guess_layout(shape))
+
+
+def io_specs(path: Path) -> tuple[list[dict], list[dict]]:
+    """An ONNX file's inputs and outputs as manifest entries (TensorSpec dicts)."""
+    model = onnx.load(str(path), load_external_data=False)
+    return ([dict(tensor_spec(v).to_dict(), onnx_name=v.name, quantization=None)
+             for v in graph_inputs(model)],
+            [dict(tensor_spec(v).to_dict(), onnx_name=v.name, quantization=None)
+             for v in model.graph.output])
 
 
 def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:

@@ -1,4 +1,5 @@
-"""Typed records of one build. ``report.json`` is their ``to_dict``; keys are only ever added."""
+"""Typed records of one build. ``report.json`` is their ``to_dict``; keys are only ever added
+within a schema version."""
 
 from __future__ import annotations
 
@@ -6,7 +7,25 @@ import os
 import platform
 from dataclasses import asdict, dataclass, field
 
-SCHEMA_VERSION = 1
+# 2: samples-axis data model, attempts with outcome + reason, requested/previous/build per cell
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class Attempt:
+    """One lowering strategy tried for a cell, and what came of it."""
+
+    strategy: str
+    outcome: str  # "accepted", "rejected" or "skipped"
+    reason: str | None = None  # why it was rejected or skipped
+    seconds: float | None = None  # lowering time
+    peak_rss_bytes: int | None = None  # of the lowering process
+    stats: dict = field(default_factory=dict)  # what the converter reported
+    accuracy: dict | None = None  # per output: the numbers this attempt's bundle reached
+    kept: str | None = None  # a rejected bundle kept for inspection (under failed/)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -19,6 +38,7 @@ class Cell:
     variant: str | None = None  # e.g. openvino's "device-default" inference precision
     status: str = "pending"  # "ok", "failed" or "skipped"
     reason: str | None = None
+    requested: bool = False  # named by --target (a skip or failure then fails the build)
     accuracy: dict | None = None  # per output numbers, data kind, gates
     latency: dict | None = None  # ms: p50, p90, p99, mean, min, max, runs, threads, cold start
     memory: dict | None = None  # peak RSS bytes of the benchmark process
@@ -27,11 +47,14 @@ class Cell:
     archive: str | None = None
     archive_sha256: str | None = None
     runtime: dict | None = None  # what the runtime reported it configured
-    attempts: list[dict] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     gates: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)  # seconds per step (lower, verify, bench)
     log: str | None = None
+    failed_bundles: str | None = None  # folder holding rejected attempts' bundles
+    build: dict = field(default_factory=dict)  # when and where this cell was built
+    previous: dict | None = None  # a failed cell: the earlier ok bundle still in the folder
 
     @property
     def key(self) -> str:
@@ -42,16 +65,23 @@ class Cell:
         """The bundle's folder name: target-precision[-variant]."""
         return "-".join(p for p in (self.target, self.precision, self.variant) if p)
 
-    def fail(self, reason: str) -> None:
-        self.status, self.reason = "failed", reason
-
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cell:
+        known = {f for f in cls.__dataclass_fields__}
+        cell = cls(**{k: v for k, v in d.items() if k in known and k != "attempts"})
+        cell.attempts = [Attempt(**{k: v for k, v in a.items()
+                                    if k in Attempt.__dataclass_fields__})
+                         for a in d.get("attempts", [])]
+        return cell
 
 
 @dataclass
 class Report:
-    """Everything about one build."""
+    """Everything about the cells in one output folder: the last build's header, and every
+    cell present (cells from earlier builds of the same model keep their own records)."""
 
     edgepack_version: str
     created: str
@@ -62,17 +92,26 @@ class Report:
     data: dict = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     @property
     def ok(self) -> bool:
-        return all(c.status != "failed" for c in self.cells) and any(
-            c.status == "ok" for c in self.cells)
+        """No cell failed, no requested cell was skipped, and at least one cell is ok."""
+        return all(c.status != "failed" and not (c.requested and c.status == "skipped")
+                   for c in self.cells) and any(c.status == "ok" for c in self.cells)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ok"] = self.ok
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        known = {f for f in cls.__dataclass_fields__}
+        report = cls(**{k: v for k, v in d.items() if k in known and k != "cells"})
+        report.cells = [Cell.from_dict(c) for c in d.get("cells", [])]
+        return report
 
 
 def host_info() -> dict:

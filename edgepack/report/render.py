@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 from edgepack.report.model import Cell, Report
 
@@ -16,6 +17,7 @@ def _accuracy_numbers(cell: Cell) -> tuple[str, str, str]:
     outputs = acc.get("outputs", {})
     top1 = agree = ""
     cosines = [m["cosine"] for m in outputs.values() if "cosine" in m]
+    cosines += [m["match"] for m in outputs.values() if "match" in m]
     for m in outputs.values():
         if "top1" in m:
             top1 = f"{m['top1'] * 100:.2f}% ({m['top1_reference'] * 100:.2f}%)"
@@ -52,19 +54,38 @@ def _short_type(ov_type: str) -> str:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
+    """Strict JSON (non-finite numbers become the strings "inf", "-inf", "nan")."""
+    return json.dumps(_strict(report.to_dict()), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
 
 
 def _summary_lines(report: Report) -> list[str]:
     host = report.host
     counts = {s: sum(c.status == s for c in report.cells) for s in ("ok", "failed", "skipped")}
     evaluation, calib = report.data.get("eval") or {}, report.data.get("calib") or {}
+    split = report.data.get("split")
+    if split:
+        held = (f"; --data split (seed {split['seed']}): {split['calib_samples']} samples "
+                f"calibrate, the other {split['eval_samples']} evaluate")
+    elif report.data.get("in_sample"):
+        held = "; **in-sample**: accuracy is measured on the calibration samples"
+    else:
+        held = ""
     return [
         f"Source: `{report.source['file']}` (sha256 {report.source['sha256'][:12]}…)",
         f"Result: **{'PASS' if report.ok else 'FAIL'}** — {counts['ok']} ok, "
         f"{counts['failed']} failed, {counts['skipped']} skipped",
         f"Accuracy data: {evaluation.get('kind', '?')} ({evaluation.get('source', '?')}); "
-        f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')})",
+        f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')}){held}",
         f"Measured on the build host, not on the device: {host['cpu']} ({host['machine']}, "
         f"{host['cpus']} CPUs), {host['os']}, Python {host['python']}. top-1 shows the bundle "
         "(reference in brackets); cosine is the lowest over outputs.",
@@ -77,6 +98,22 @@ def to_markdown(report: Report) -> str:
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for cell in report.cells:
         lines.append("| " + " | ".join(v.replace("|", "\\|") for v in cell_row(cell)) + " |")
+    skipped = [c for c in report.cells if c.status == "skipped"]
+    if skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- {c.key}: {c.reason}" for c in skipped]
+    kept = [c for c in report.cells if c.previous or c.failed_bundles]
+    if kept:
+        lines += ["", "## Kept for inspection", ""]
+        for c in kept:
+            if c.failed_bundles:
+                lines.append(f"- {c.key}: rejected bundles and log in `{c.failed_bundles}/`")
+            if c.previous:
+                built = c.previous["build"].get("created")
+                lines.append(f"- {c.key}: the earlier ok bundle is still in "
+                             f"`{c.previous['bundle']}` (built {built})")
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     lines += ["", "## Stages", ""]
     for stage in report.stages:
         detail = stage.get("tool") or stage.get("reason") or ""
@@ -115,8 +152,8 @@ tr.ok{{background:#efe}}tr.skipped{{background:#eee}}</style></head>
 """
 
 
-def terminal_table(report: Report):
-    """A rich Table of the cells (the caller prints it)."""
+def terminal_table(report: Report, cells: list[Cell] | None = None):
+    """A rich Table of ``cells`` (default: all the report's; the caller prints it)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -124,7 +161,7 @@ def terminal_table(report: Report):
     for col in COLUMNS[:-1]:  # reasons are printed below the table
         table.add_column(col, no_wrap=col == "status")
     style = {"ok": "green", "failed": "red", "skipped": "dim"}
-    for cell in report.cells:
+    for cell in report.cells if cells is None else cells:
         # "[f32]" and shapes would otherwise be read as rich markup and vanish
         table.add_row(*map(escape, cell_row(cell)[:-1]), style=style.get(cell.status))
     return table

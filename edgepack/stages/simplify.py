@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgepack.device.runner import compare
+from edgepack.device.core import compare
 
 # the simplified model must match the original this closely on every output
 SIMPLIFY_MAX_REL_ERROR = 1e-4
@@ -37,26 +37,33 @@ def _onnxslim(model: onnx.ModelProto) -> onnx.ModelProto:
 SIMPLIFIERS = {"onnxsim": _onnxsim, "onnxslim": _onnxslim}
 
 
-def run_onnx(path: Path, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Outputs of an ONNX file on ONNX Runtime (CPU, default optimizations) for each feed."""
-    import onnxruntime as ort
+def run_onnx(path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    """Outputs of an ONNX file on ONNX Runtime (CPU, default optimizations): per output, one
+    array per feed."""
+    import onnxruntime
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return [dict(zip(names, session.run(names, f), strict=True)) for f in feeds]
+    results = {name: [] for name in names}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, feed), strict=True):
+            results[name].append(value)
+    return results
 
 
-def worst_difference(a: list[dict], b: list[dict]) -> dict:
-    """The worst per-output comparison over all samples (lowest cosine, highest errors)."""
+def worst_difference(a: dict[str, list], b: dict[str, list]) -> dict:
+    """The worst per-output comparison (lowest cosine or match, highest errors)."""
     worst = {"max_abs": 0.0, "rel_error": 0.0, "cosine": 1.0, "shape_ok": True}
-    for ra, rb in zip(a, b, strict=True):
-        for name, ref in ra.items():
-            m = compare(ref, rb[name]) if name in rb else {"shape_ok": False}
-            if not m["shape_ok"]:
-                return {**worst, "shape_ok": False}
-            worst = {"max_abs": max(worst["max_abs"], m["max_abs"]),
-                     "rel_error": max(worst["rel_error"], m["rel_error"]),
-                     "cosine": min(worst["cosine"], m["cosine"]), "shape_ok": True}
+    for name, ref in a.items():
+        m = compare(ref, b[name]) if name in b else {"shape_ok": False}
+        if not m["shape_ok"]:
+            return {**worst, "shape_ok": False}
+        if m.get("exact"):
+            m = {"max_abs": 0.0 if m["mismatches"] == 0 else float("inf"), "cosine": m["match"]}
+            m["rel_error"] = m["max_abs"]
+        worst = {"max_abs": max(worst["max_abs"], m["max_abs"]),
+                 "rel_error": max(worst["rel_error"], m["rel_error"]),
+                 "cosine": min(worst["cosine"], m["cosine"]), "shape_ok": True}
     return worst
 
 
@@ -70,8 +77,9 @@ def simplify_onnx(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> d
     expected = run_onnx(src, feeds)
     record = {"stage": "simplify", "nodes_before": len(original.graph.node), "attempts": []}
     for name, simplify in SIMPLIFIERS.items():
-        tool = f"{name} {importlib.metadata.version(name)}"
+        tool = name
         try:
+            tool = f"{name} {importlib.metadata.version(name)}"
             model = simplify(onnx.load(str(src)))
             onnx.checker.check_model(model)
             onnx.save(model, str(dst))

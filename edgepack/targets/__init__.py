@@ -1,32 +1,68 @@
-"""Deployment targets, one module per runtime, registered by name.
+"""Deployment targets: one plugin per runtime, found rather than listed.
 
-The registry maps a target name to the module that defines it, so that choosing a target
-imports its runtime only when it is used (``import edgepack`` imports none of them).
+A target is a module in this package that defines ``TARGET`` (a :class:`~edgepack.targets.base.
+Target`); its name is the module's name. Targets outside edgepack register through the entry
+point group ``edgepack.targets`` (``name = "package.module"``) or, for a quick test,
+``EDGEPACK_EXTRA_TARGETS="name=package.module,..."`` (inherited by the child processes that
+lower and run them). Finding targets imports nothing: a target's module is imported when it
+is used, and it imports its runtime only inside its functions.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
+import pkgutil
+from functools import cache
+from pathlib import Path
 
 from edgepack.errors import TargetError
-from edgepack.targets.base import Target
 
-TARGETS: dict[str, str] = {
-    "ort": "edgepack.targets.ort",
-    "openvino": "edgepack.targets.openvino",
-    "tflite": "edgepack.targets.tflite",
-}
-
-# third-party targets: EDGEPACK_EXTRA_TARGETS="name=package.module,..." (each module defines
-# TARGET); the variable is inherited by the child processes that lower and run them
-for _item in filter(None, os.environ.get("EDGEPACK_EXTRA_TARGETS", "").split(",")):
-    _name, _, _module = _item.partition("=")
-    TARGETS[_name.strip()] = _module.strip()
+_NOT_TARGETS = {"base"}
 
 
-def get_target(name: str) -> Target:
+@cache
+def target_modules() -> dict[str, str]:
+    """Target name -> module path, for every target this installation can find."""
+    found = {}
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not info.name.startswith("_") and info.name not in _NOT_TARGETS:
+            found[info.name] = f"{__name__}.{info.name}"
+    for ep in importlib.metadata.entry_points(group="edgepack.targets"):
+        found[ep.name] = ep.value
+    for item in filter(None, os.environ.get("EDGEPACK_EXTRA_TARGETS", "").split(",")):
+        name, _, module = item.partition("=")
+        found[name.strip()] = module.strip()
+    return dict(sorted(found.items()))
+
+
+def target_names() -> list[str]:
+    return list(target_modules())
+
+
+def get_target(name: str):
     """The Target called ``name``; TargetError naming the known ones if there is none."""
-    if name not in TARGETS:
-        raise TargetError(f"unknown target '{name}'; known targets: {', '.join(TARGETS)}")
-    return importlib.import_module(TARGETS[name]).TARGET
+    modules = target_modules()
+    if name not in modules:
+        raise TargetError(f"unknown target '{name}'; known targets: {', '.join(modules)}")
+    return importlib.import_module(modules[name]).TARGET
+
+
+def all_targets() -> list:
+    return [get_target(name) for name in target_modules()]
+
+
+def toolchains_for(name: str) -> list:
+    """The converter toolchains of a target, or one toolchain by its own name."""
+    from edgepack.errors import EdgepackError
+
+    chains = {t.name: list(t.toolchains) for t in all_targets() if t.toolchains}
+    if name in chains:
+        return chains[name]
+    for group in chains.values():
+        for chain in group:
+            if chain.name == name:
+                return [chain]
+    known = ", ".join([*chains, *(c.name for group in chains.values() for c in group)])
+    raise EdgepackError(f"unknown toolchain '{name}'; known: {known or 'none'}")

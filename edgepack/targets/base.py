@@ -1,4 +1,11 @@
-"""What every target provides: a lowering into bundle files and a Runner for them."""
+"""What every target declares and provides.
+
+A target is a plugin (see :mod:`edgepack.targets`): its module defines ``TARGET``, an instance
+of a :class:`Target` subclass that declares everything about the runtime — name, packages
+(reported with each build), precisions, lowering strategies, its own options and their flags,
+its device backend (the file shipped in each bundle as ``backend.py``) and its converter
+toolchains — and implements ``lower``. The core never names a target.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +14,50 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from edgepack.artifact import TensorSpec
 from edgepack.data import Dataset
-from edgepack.device.runner import BACKENDS, Backend
-from edgepack.errors import EdgepackError, MissingExtraError
+from edgepack.errors import MissingExtraError, UsageError
 from edgepack.profiles import DeviceProfile
+from edgepack.settings import PRECISIONS
+from edgepack.toolchains import Toolchain
 
 
 @dataclass(frozen=True)
-class LowerOptions:
-    """Settings for one lowering, from the command line (None means the target's default)."""
+class TargetOption:
+    """A setting only this target understands, with its command-line flag."""
 
-    calibration_method: str = "minmax"  # minmax, entropy, percentile (static int8)
-    timeout: float = 600.0  # seconds for one lowering child process
-    variant: str | None = None  # a target-specific variant of a precision (see Target.variants)
-    strategy: str = "default"  # which of Target.strategies to use
-    cache_dir: str | None = None  # shared by the cells of one build (e.g. converter outputs)
-    log: str | None = None  # the cell's log file, for converter output
-    int8_io: bool = False  # tflite: full-integer int8 inputs/outputs for the int8 precision
-    preset: str | None = None  # openvino int8: nncf preset "performance" or "mixed" (None: auto)
+    name: str  # key in LowerContext.options, e.g. "int8_io"
+    flag: str  # e.g. "--int8-io"
+    help: str
+    type: type = bool  # bool (a switch), str, int or float
+    choices: tuple[str, ...] = ()
+    default: object = None
+
+    def check(self, value):
+        if value is not None and self.choices and value not in self.choices:
+            raise UsageError(f"{self.flag}: {value!r} is not valid; it must be one of "
+                             f"{', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way to lower a precision, tried in order; ``unavailable`` says why it cannot run."""
+
+    name: str
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class LowerContext:
+    """Everything one lowering gets besides the model, precision, profile and calibration."""
+
+    strategy: str = "default"  # the Strategy.name to use
+    variant: str | None = None  # a target-specific variant of a precision (Target.variants)
+    calibration_method: str = "minmax"  # static int8: minmax, entropy, percentile
+    timeout: float = 900.0  # seconds for a converter process started by the lowering
+    cache_dir: str | None = None  # shared by the cells of one build (converter outputs)
+    log: str | None = None  # the cell's log, for converter output
+    options: dict = field(default_factory=dict)  # this target's TargetOption values
 
 
 @dataclass
@@ -36,68 +66,26 @@ class Lowered:
 
     model_file: str  # relative to the bundle directory
     files: list[str]  # every file the lowering wrote, model file included
-    inputs: list[dict]  # TensorSpec dicts + "onnx_name" and "quantization" per tensor
+    inputs: list[dict]  # TensorSpec dicts (+ runtime names, transposes, quantization)
     outputs: list[dict]
-    runtime_options: dict = field(default_factory=dict)  # passed to the device Backend
+    runtime_options: dict = field(default_factory=dict)  # passed to the device backend
     notes: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # recorded with the attempt (converter, times)
-
-
-class Runner:
-    """Loads one bundle's model and runs it; a context manager.
-
-    The public methods check state and inputs; the runtime work is the device Backend's,
-    the very code that ships in the bundle's ``run.py``. Timing lives in the shared harness.
-    """
-
-    backend_name: str = ""
-
-    def __init__(self, model_path: Path, inputs: list[TensorSpec], threads: int,
-                 options: dict | None = None) -> None:
-        self.inputs = inputs
-        self.backend: Backend = BACKENDS[self.backend_name](model_path, threads, options or {})
-        self.loaded = False
-
-    def load(self) -> Runner:
-        self.backend.load()
-        self.loaded = True
-        return self
-
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.loaded:
-            raise RuntimeError("Runner.infer called before load()")
-        for spec in self.inputs:
-            arr = feeds.get(spec.name)
-            if arr is None:
-                raise EdgepackError(f"no value fed for input '{spec.name}'")
-            if arr.dtype != np.dtype(spec.dtype) or tuple(arr.shape) != tuple(spec.shape):
-                raise EdgepackError(
-                    f"input '{spec.name}' got {arr.dtype}{list(arr.shape)}, the model expects "
-                    f"{spec.dtype}{spec.shape_str()}"
-                )
-        return self.backend.run(feeds)
-
-    def close(self) -> None:
-        if self.loaded:
-            self.backend.close()
-            self.loaded = False
-
-    def __enter__(self) -> Runner:
-        return self.load()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Target:
     """A deployment runtime. Subclasses set the class attributes and implement ``lower``."""
 
     name: str = ""
-    package: str = ""  # the pip package of the runtime
-    module: str = ""  # the module to import
+    packages: tuple[str, ...] = ()  # pip packages reported in every build; the first is the
+    #                                 runtime pinned in each bundle's requirements.txt
+    module: str = ""  # the module whose presence means the runtime is installed
     extra: str = ""  # edgepack's extra that installs it
-    runner: type[Runner] = Runner
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8-dynamic", "int8")
+    runtime: str = ""  # the runtime's name in manifests and messages
+    backend: str = ""  # module path of the device backend (stdlib + numpy + runtime only)
+    precisions: tuple[str, ...] = PRECISIONS
+    options: tuple[TargetOption, ...] = ()
+    toolchains: tuple[Toolchain, ...] = ()
 
     def available(self) -> bool:
         try:
@@ -108,13 +96,20 @@ class Target:
     def require(self) -> None:
         """MissingExtraError naming the extra when the runtime is not installed."""
         if not self.available():
-            raise MissingExtraError(self.package, self.extra, f"the '{self.name}' target")
+            raise MissingExtraError(self.packages[0], self.extra, f"the '{self.name}' target")
 
     def runtime_version(self) -> str:
-        return importlib.metadata.version(self.package)
+        return importlib.metadata.version(self.packages[0])
+
+    def backend_file(self) -> Path:
+        """The device backend's source file (copied into bundles as backend.py)."""
+        return Path(importlib.util.find_spec(self.backend).origin)
 
     def missing_toolchain(self) -> str | None:
         """Why this target's converter cannot run here (and how to fix it), or None."""
+        if self.toolchains and not any(chain.installed() for chain in self.toolchains):
+            return (f"the {self.name} target needs its converter toolchain, which is not "
+                    f"installed; run: edgepack toolchain install {self.name}")
         return None
 
     def check_profile(self, profile: DeviceProfile) -> str | None:
@@ -126,17 +121,21 @@ class Target:
 
     def requirements(self, profile: DeviceProfile) -> list[str]:
         """Pinned device requirements: the runtime verified on the host, and numpy."""
-        return [f"{self.package}=={self.runtime_version()}",
+        return [f"{self.packages[0]}=={self.runtime_version()}",
                 f"numpy=={importlib.metadata.version('numpy')}"]
 
-    def strategies(self, precision: str, profile: DeviceProfile) -> list[tuple[str, str | None]]:
-        """(strategy name, why it is unavailable or None), in the order to try them."""
-        return [("default", None)]
+    def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
+        """The strategies to try for ``precision``, in order."""
+        return [Strategy("default")]
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
         """The bundles one precision yields on this profile: None is the plain one."""
         return [None]
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
-              calib: Dataset | None, out_dir: Path, options: LowerOptions) -> Lowered:
+              calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
+        """Write the bundle's model file(s) for ``precision`` into ``out_dir``.
+
+        Raises DataError/ModelError for what the user can fix; anything else fails only
+        this attempt (it runs in a child process)."""
         raise NotImplementedError

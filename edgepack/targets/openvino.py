@@ -17,15 +17,11 @@ from pathlib import Path
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
-from edgepack.targets.base import Lowered, LowerOptions, Runner, Target
+from edgepack.targets.base import LowerContext, Lowered, Target, TargetOption
 
 # OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
 MIN_GLIBC = {"aarch64": "2.35", "x86_64": "2.28"}
 DEVICE_DEFAULT = "device-default"
-
-
-class OpenvinoRunner(Runner):
-    backend_name = "openvino"
 
 
 def device_default_precision(profile: DeviceProfile) -> str:
@@ -42,10 +38,16 @@ def _is_transformer(model) -> bool:
 
 class OpenvinoTarget(Target):
     name = "openvino"
-    package = "openvino"
+    packages = ("openvino", "nncf")
     module = "openvino"
     extra = "openvino"
-    runner = OpenvinoRunner
+    runtime = "openvino"
+    backend = "edgepack.device.backends.openvino"
+    options = (
+        TargetOption("preset", "--preset", "openvino int8: NNCF preset, performance or mixed "
+                     "(default: mixed for transformers, else performance).", str,
+                     ("performance", "mixed")),
+    )
 
     def check_profile(self, profile: DeviceProfile) -> str | None:
         need = MIN_GLIBC.get(profile.arch, "2.35")
@@ -61,7 +63,7 @@ class OpenvinoTarget(Target):
         return [None]
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
-              calib: Dataset | None, out_dir: Path, options: LowerOptions) -> Lowered:
+              calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
         import openvino as ov
 
         ov_model = ov.convert_model(str(model))
@@ -69,7 +71,7 @@ class OpenvinoTarget(Target):
         if precision == "int8":
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
-            ov_model, notes = _quantize(ov_model, calib, options.preset)
+            ov_model, notes = _quantize(ov_model, calib, ctx.options.get("preset"))
         elif precision == "int8-dynamic":
             import nncf
 
@@ -79,7 +81,7 @@ class OpenvinoTarget(Target):
         ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
         device = device_default_precision(profile)
         config = {}
-        if precision == "fp32" and options.variant != DEVICE_DEFAULT:
+        if precision == "fp32" and ctx.variant != DEVICE_DEFAULT:
             config["INFERENCE_PRECISION_HINT"] = "f32"
             notes.append(f"inference precision pinned to f32 (the device's default is {device})")
         else:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import onnx
-
+from edgepack import procs
 from edgepack.data import Dataset
 from edgepack.errors import DataError
-from edgepack.importers.onnx import graph_inputs, tensor_spec
 from edgepack.profiles import DeviceProfile
 from edgepack.stages import quantize
-from edgepack.targets.base import Lowered, LowerOptions, Runner, Target
-
-
-class OrtRunner(Runner):
-    backend_name = "onnxruntime"
-
+from edgepack.targets.base import LowerContext, Lowered, Target
 
 # What `python -m onnxruntime.tools.convert_onnx_models_to_ort --optimization_style Fixed`
 # does: optimize fully (without the x86-only NCHWc layout on ARM), save as ORT format, and
@@ -39,53 +31,46 @@ ort.InferenceSession("model.onnx", so, providers=["CPUExecutionProvider"],
 create_config_from_models([pathlib.Path("model.ort")], pathlib.Path("required_operators.config"),
                           False)
 """
-ADDR_NO_RANDOMIZE = 0x0040000
 
 
-def _no_aslr() -> None:
-    # ORT's serializer lays out the flatbuffer in hash-map order, and its hash seeds come
-    # from addresses: without address randomization the same model gives the same bytes
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).personality(ADDR_NO_RANDOMIZE)
-
-
-def to_ort_format(onnx_path: Path, out_dir: Path, arch: str) -> None:
+def to_ort_format(onnx_path: Path, out_dir: Path, arch: str, timeout: float = 900.0) -> None:
     """Convert to ``model.ort`` + ``required_operators.config`` (Fixed optimization style).
 
     ``arch`` picks the optimizations: an x86 host would otherwise insert x86-only (NCHWc)
     kernels into a model meant for an ARM board. The conversion runs in a fresh interpreter
-    with a minimal environment and no address randomization, so that identical models give
+    with a minimal environment and no address randomization: ORT's serializer lays out the
+    flatbuffer in hash-map order, seeded from addresses, so only then do identical models give
     byte-identical files.
     """
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(onnx_path, Path(tmp) / "model.onnx")
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CONVERT, "arm" if arch == "aarch64" else "amd64"],
-            cwd=tmp, env={"LC_ALL": "C"}, capture_output=True, text=True,
-            preexec_fn=_no_aslr if sys.platform == "linux" else None,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError("conversion to ORT format failed: "
-                               + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+        done = procs.run([sys.executable, "-I", "-c", _CONVERT,
+                          "arm" if arch == "aarch64" else "amd64"],
+                         what="the .ort conversion", timeout=timeout, cwd=Path(tmp),
+                         env={"LC_ALL": "C"}, capture=True, no_aslr=True)
+        if not done.ok:
+            raise RuntimeError(f"{done.reason}: {done.last_line() or 'no output'}")
         for name in ("model.ort", "required_operators.config"):
             shutil.copyfile(Path(tmp) / name, out_dir / name)
 
 
 class OrtTarget(Target):
     name = "ort"
-    package = "onnxruntime"
+    packages = ("onnxruntime",)
     module = "onnxruntime"
     extra = "ort"
-    runner = OrtRunner
+    runtime = "onnxruntime"
+    backend = "edgepack.device.backends.ort"
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
-              calib: Dataset | None, out_dir: Path, options: LowerOptions) -> Lowered:
+              calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
+        from edgepack.importers.onnx import io_specs
+
         with tempfile.TemporaryDirectory() as tmp:
             staged = Path(tmp) / "model.onnx"
             if precision == "fp32":
                 shutil.copyfile(model, staged)
-                notes = ["fp32: the simplified model, unchanged"]
+                notes = ["fp32: the prepared model, unchanged"]
             elif precision == "fp16":
                 notes = quantize.to_fp16(model, staged)
             elif precision == "int8-dynamic":
@@ -94,18 +79,14 @@ class OrtTarget(Target):
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")
                 notes = quantize.quantize_int8_static(model, staged, calib,
-                                                      options.calibration_method)
+                                                      ctx.calibration_method)
             else:
                 raise ValueError(precision)
-            to_ort_format(staged, out_dir, profile.arch)
-            io = onnx.load(str(staged))
-        spec = [dict(tensor_spec(v).to_dict(), onnx_name=v.name, quantization=None)
-                for v in graph_inputs(io)]
-        outs = [dict(tensor_spec(v).to_dict(), onnx_name=v.name, quantization=None)
-                for v in io.graph.output]
+            to_ort_format(staged, out_dir, profile.arch, ctx.timeout)
+            inputs, outputs = io_specs(staged)
         notes.append(f"optimized for {'arm' if profile.arch == 'aarch64' else 'amd64'} "
                      "(Fixed optimization style)")
-        return Lowered("model.ort", ["model.ort", "required_operators.config"], spec, outs,
+        return Lowered("model.ort", ["model.ort", "required_operators.config"], inputs, outputs,
                        notes=notes)
 
 

@@ -12,32 +12,34 @@ shape, dtype, transpose and quantization, which ``run.py`` applies.
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from edgepack import procs
 from edgepack.artifact import TensorSpec
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
-from edgepack.targets.base import Lowered, LowerOptions, Runner, Target
-from edgepack.toolchains import TOOLCHAINS, Toolchain
+from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, TargetOption
+from edgepack.toolchains import Toolchain
 
 INSTALL_HINT = "run: edgepack toolchain install tflite"
+_SHOWN = ("onnx2tf", "tensorflow", "onnx", "numpy")
+TOOLCHAINS = (
+    # first: the TensorFlow-free backend, fast where it is right; verification decides
+    Toolchain("onnx2tf-2.6.9", "tflite", ((3, 12), (3, 13)), "0.7 GB", "onnx2tf", _SHOWN),
+    Toolchain("onnx2tf-1.29.24", "tflite", ((3, 10), (3, 11)), "2.6 GB", "onnx2tf", _SHOWN),
+)
 FILES = {"fp32": "float32", "fp16": "float16", "int8-dynamic": "dynamic_range_quant",
          "int8": "integer_quant"}
 # stops onnx2tf from downloading sample images, which it tries for 3-channel inputs
 DOWNLOAD_GUARD = "calibration_image_sample_data_20x128x128x3_float32.npy"
-
-
-class TfliteRunner(Runner):
-    backend_name = "tflite"
 
 
 def _backend_of(chain: Toolchain) -> str:
@@ -50,49 +52,51 @@ def strategy_name(chain: Toolchain) -> str:
 
 class TfliteTarget(Target):
     name = "tflite"
-    package = "ai-edge-litert"
+    packages = ("ai-edge-litert",)
     module = "ai_edge_litert"
     extra = "tflite"
-    runner = TfliteRunner
+    runtime = "tflite"
+    backend = "edgepack.device.backends.tflite"
+    toolchains = TOOLCHAINS
+    options = (
+        TargetOption("int8_io", "--int8-io", "tflite int8: integer inputs/outputs (scale/zero "
+                     "point in the manifest; run.py applies them)."),
+    )
 
-    def missing_toolchain(self) -> str | None:
-        if not any(chain.installed() for chain in TOOLCHAINS["tflite"]):
-            return f"the tflite target needs its onnx2tf toolchain, which is not installed; " \
-                   f"{INSTALL_HINT}"
-        return None
-
-    def strategies(self, precision: str, profile: DeviceProfile) -> list[tuple[str, str | None]]:
+    def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
         out = []
-        for chain in TOOLCHAINS["tflite"]:
+        for chain in self.toolchains:
             why = None
             if not chain.installed():
                 lo = chain.python[0]
                 why = (f"not installed ({INSTALL_HINT})" if chain.find_python() else
                        f"needs Python >= {lo[0]}.{lo[1]}, none found")
-            out.append((strategy_name(chain), why))
+            out.append(Strategy(strategy_name(chain), why))
         return out
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
-              calib: Dataset | None, out_dir: Path, options: LowerOptions) -> Lowered:
-        chain = next(c for c in TOOLCHAINS["tflite"] if strategy_name(c) == options.strategy)
+              calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
+        chain = next(c for c in self.toolchains if strategy_name(c) == ctx.strategy)
+        int8_io = bool(ctx.options.get("int8_io"))
         quant = precision in ("int8", "int8-dynamic")
         if precision == "int8" and calib is None:
             raise DataError("static int8 needs calibration data (--calib or --data)")
         stem = "model"
-        if precision == "int8" and options.int8_io:
+        if precision == "int8" and int8_io:
             stem_file = f"{stem}_full_integer_quant.tflite"
         else:
             stem_file = f"{stem}_{FILES[precision]}.tflite"
-        run_dir, stats = _convert(chain, model, calib if quant else None, quant, options)
+        run_dir, stats = _convert(chain, model, calib if quant else None, quant, ctx)
         produced = run_dir / stem_file
         if not produced.is_file():
-            raise RuntimeError(f"{options.strategy} wrote no {stem_file} (see the cell's log)")
+            why = f" ({stats['reason']})" if stats.get("reason") else ""
+            raise RuntimeError(f"{ctx.strategy} wrote no {stem_file}{why}; see the cell's log")
         shutil.copyfile(produced, out_dir / "model.tflite")
         inputs, outputs, io_notes = describe_io(out_dir / "model.tflite", model)
-        notes = [f"converted by {options.strategy} ({stem_file})", *io_notes]
+        notes = [f"converted by {ctx.strategy} ({stem_file})", *io_notes]
         if quant and calib is not None and precision == "int8":
             notes.append(f"int8 calibrated on {calib.samples} samples ({calib.kind}: "
-                         f"{calib.source}); {'int8' if options.int8_io else 'float32'} I/O")
+                         f"{calib.source}); {'int8' if int8_io else 'float32'} I/O")
         return Lowered("model.tflite", ["model.tflite"], inputs, outputs, notes=notes,
                        stats=stats)
 
@@ -103,14 +107,16 @@ def _mean_std(rank: int) -> tuple[str, str]:
 
 
 def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
-             options: LowerOptions) -> tuple[Path, dict]:
-    """Run onnx2tf once per (strategy, quantized?) per build; later cells reuse the files."""
+             ctx: LowerContext) -> tuple[Path, dict]:
+    """Run onnx2tf once per (strategy, quantized?) per build; later cells reuse its files and
+    its outcome (a failed run's reason is reported again, never silently reused)."""
     import onnx
 
     key = f"{chain.name}-{'quant' if quant else 'float'}"
-    cache = Path(options.cache_dir or tempfile.mkdtemp()) / key
-    if (cache / "done").is_file():
-        return cache / "out", {"converter": strategy_name(chain), "cached": True}
+    cache = Path(ctx.cache_dir or tempfile.mkdtemp()) / key
+    outcome = cache / "outcome.json"
+    if outcome.is_file():
+        return cache / "out", {**json.loads(outcome.read_text()), "cached": True}
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
     shutil.copyfile(model, cache / "model.onnx")  # onnx2tf rewrites its input in place
@@ -123,32 +129,26 @@ def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
         cmd += ["-rtpo", "Erf"]  # else a Flex op that no runtime here can run
     if quant and calib is not None:
         cmd.append("-oiqt")
+        shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
+                  for i in graph.graph.input}
         for name, arr in calib.arrays.items():
-            data = arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr
+            # samples [N, *shape] -> rows [N * shape[0], *shape[1:]], NHWC for images
+            data = arr.reshape(-1, *shapes[name][1:]) if shapes.get(name) else arr
+            data = data.transpose(0, 2, 3, 1) if data.ndim == 4 else data
             np.save(cache / f"calib_{_safe(name)}.npy", np.ascontiguousarray(data, np.float32))
             mean, std = _mean_std(data.ndim)
             cmd += ["-cind", name, f"calib_{_safe(name)}.npy", mean, std]
     elif quant:
         cmd.append("-odrqt")
-    start = time.perf_counter()
-    with open(options.log or cache / "onnx2tf.log", "ab") as log:
-        log.write(f"$ (cd {cache}) {' '.join(cmd)}\n".encode())
-        log.flush()
-        try:
-            proc = subprocess.run(cmd, cwd=cache, env=chain.env(), stdout=log,
-                                  stderr=subprocess.STDOUT, timeout=options.timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{strategy_name(chain)} timed out after "
-                               f"{options.timeout:.0f} s") from None
-    seconds = time.perf_counter() - start
+    done = procs.run(cmd, what=strategy_name(chain), timeout=ctx.timeout, cwd=cache,
+                     env=chain.env(), log=Path(ctx.log) if ctx.log else cache / "onnx2tf.log")
     # includes the lowering process's RSS at fork as a floor; the converter's is far above it
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    stats = {"converter": strategy_name(chain), "cached": False,
-             "convert_seconds": round(seconds, 2), "converter_exit_code": proc.returncode,
-             "converter_peak_rss_bytes": peak}
-    (cache / "done").write_text(str(proc.returncode))
-    (cache / "stats.txt").write_text(repr(stats))
-    return cache / "out", stats
+    stats = {"converter": strategy_name(chain), "convert_seconds": round(done.seconds, 2),
+             "converter_exit_code": done.returncode, "converter_peak_rss_bytes": peak,
+             "reason": done.reason}
+    outcome.write_text(json.dumps(stats))
+    return cache / "out", {**stats, "cached": False}
 
 
 def _safe(name: str) -> str:
@@ -209,12 +209,12 @@ def bind(specs: list[TensorSpec], details: list[dict]) -> tuple[list[dict], list
 def describe_io(tflite: Path, onnx_model: Path) -> tuple[list[dict], list[dict], list[str]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgepack.importers.onnx import graph_inputs, read_onnx, tensor_spec
+    from edgepack.importers.onnx import io_specs
 
-    graph = read_onnx(onnx_model)
+    inputs, outputs = io_specs(onnx_model)
     it = Interpreter(model_path=str(tflite))
-    ins, in_notes = bind([tensor_spec(i) for i in graph_inputs(graph)], it.get_input_details())
-    outs, out_notes = bind([tensor_spec(o) for o in graph.graph.output], it.get_output_details())
+    ins, in_notes = bind([TensorSpec.from_dict(d) for d in inputs], it.get_input_details())
+    outs, out_notes = bind([TensorSpec.from_dict(d) for d in outputs], it.get_output_details())
     return ins, outs, in_notes + out_notes
 
 

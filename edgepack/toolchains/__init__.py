@@ -1,7 +1,8 @@
 """Isolated converter environments: pinned venvs in edgepack's cache, called as subprocesses.
 
-onnx2tf pins ~17 exact versions (TensorFlow, numpy, onnx, onnxruntime...), so it never enters
-edgepack's own environment. Each toolchain is a venv built from a lock file shipped here;
+Some converters pin dozens of exact versions (TensorFlow, numpy, onnx...), so they never enter
+edgepack's own environment. Each toolchain is a venv built from a lock file shipped in this
+folder (``<toolchain name>.txt``) and declared by the target that uses it;
 ``edgepack toolchain install NAME`` creates it (explicitly: edgepack never installs anything
 behind the user's back) and ``edgepack toolchain list`` shows what is installed.
 """
@@ -11,26 +12,28 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgepack import procs
 from edgepack.errors import EdgepackError
 
 HERE = Path(__file__).resolve().parent
+INSTALL_TIMEOUT = 3600.0  # seconds for each pip step
 
 
 @dataclass(frozen=True)
 class Toolchain:
     """One pinned converter environment."""
 
-    name: str  # e.g. "onnx2tf-1.29.24"
-    purpose: str  # the target it serves, e.g. "tflite"
+    name: str  # e.g. "converter-1.2.3"; its lock file is <name>.txt in this folder
+    purpose: str  # the target it serves
     python: tuple[tuple[int, int], tuple[int, int]]  # supported (min, max) minor versions
     size: str  # approximate size once installed
     executable: str  # the console script the target runs
+    shown: tuple[str, ...] = ()  # pinned packages worth showing in lists and reports
 
     @property
     def lock(self) -> Path:
@@ -84,15 +87,6 @@ class Toolchain:
         return env
 
 
-TOOLCHAINS: dict[str, list[Toolchain]] = {
-    "tflite": [
-        # first: the TensorFlow-free backend, fast where it is right; verification decides
-        Toolchain("onnx2tf-2.6.9", "tflite", ((3, 12), (3, 13)), "0.7 GB", "onnx2tf"),
-        Toolchain("onnx2tf-1.29.24", "tflite", ((3, 10), (3, 11)), "2.6 GB", "onnx2tf"),
-    ],
-}
-
-
 def cache_dir() -> Path:
     """``$EDGEPACK_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgepack``, else ``~/.cache/edgepack``."""
     if os.environ.get("EDGEPACK_CACHE_DIR"):
@@ -102,32 +96,10 @@ def cache_dir() -> Path:
 
 
 def _python_version(exe: str) -> tuple[int, int] | None:
-    try:
-        out = subprocess.run([exe, "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    parts = out.stdout.split()
-    return (int(parts[0]), int(parts[1])) if out.returncode == 0 and len(parts) == 2 else None
-
-
-def get_toolchain(name: str) -> Toolchain:
-    for chains in TOOLCHAINS.values():
-        for chain in chains:
-            if chain.name == name:
-                return chain
-    raise EdgepackError(f"unknown toolchain '{name}'")
-
-
-def toolchains_for(name: str) -> list[Toolchain]:
-    """The toolchains of a target (``tflite``) or one toolchain by its own name."""
-    if name in TOOLCHAINS:
-        return TOOLCHAINS[name]
-    try:
-        return [get_toolchain(name)]
-    except EdgepackError:
-        known = ", ".join([*TOOLCHAINS, *(c.name for cs in TOOLCHAINS.values() for c in cs)])
-        raise EdgepackError(f"unknown toolchain '{name}'; known: {known}") from None
+    done = procs.run([exe, "-c", "import sys; print(*sys.version_info[:2])"],
+                     what="a Python interpreter", timeout=30, capture=True)
+    parts = done.last_line().split()
+    return (int(parts[0]), int(parts[1])) if done.ok and len(parts) == 2 else None
 
 
 def install(chain: Toolchain, log: Callable[[str], None]) -> None:
@@ -150,15 +122,19 @@ def install(chain: Toolchain, log: Callable[[str], None]) -> None:
         [py, "-m", "pip", "install", "--progress-bar", "off", "--no-deps", "-r", str(chain.lock)],
         [py, "-m", "pip", "check"],
     ]
-    for cmd in steps:
-        log("$ " + " ".join(cmd))
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            shutil.rmtree(chain.path, ignore_errors=True)
-            tail = [ln for ln in (proc.stderr + proc.stdout).splitlines()
-                    if ln.strip() and "Location" not in ln][-1:]
-            raise EdgepackError(f"installing {chain.name} failed at '{' '.join(cmd[-3:])}': "
-                                + (tail[0] if tail else f"exit code {proc.returncode}"))
+    try:
+        for cmd in steps:
+            log("$ " + " ".join(cmd))
+            done = procs.run(cmd, what=f"installing {chain.name}", timeout=INSTALL_TIMEOUT,
+                             capture=True)
+            if not done.ok:
+                tail = [ln for ln in done.output.splitlines()
+                        if ln.strip() and "Location" not in ln and not ln.startswith("$ ")][-1:]
+                raise EdgepackError(f"installing {chain.name} failed at '{' '.join(cmd[-3:])}': "
+                                    + (tail[0] if tail else done.reason))
+    except BaseException:
+        shutil.rmtree(chain.path, ignore_errors=True)
+        raise
     (chain.path / "edgepack-toolchain.txt").write_text(chain.lock_digest() + "\n")
     log(f"installed {chain.name}: {disk_usage(chain.path) / 2**30:.1f} GiB")
 

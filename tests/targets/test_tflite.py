@@ -40,8 +40,8 @@ def test_four_precisions_verify_and_attempts_are_recorded(tflite_build):
         assert "cosine" in accepted[0]["accuracy"]["logits"]
         assert any(accepted[0]["strategy"] in note for note in cell["notes"])
         for attempt in cell["attempts"]:
-            assert attempt["outcome"] == "accepted" or attempt["outcome"].startswith(
-                ("rejected", "skipped"))
+            assert attempt["outcome"] in ("accepted", "rejected", "skipped")
+            assert (attempt["reason"] is None) == (attempt["outcome"] == "accepted")
     assert (top1["fp32"] - top1["int8"]) * 100 <= 1.0
 
 
@@ -91,7 +91,9 @@ def test_wrong_tflite_is_rejected_by_verification(tmp_path):
     produced = [a for a in cell["attempts"] if "accuracy" in a]
     assert produced, cell["attempts"]  # the converter did write files (exit code 0) ...
     for attempt in produced:  # ... and verification rejected each one, with its numbers
-        assert attempt["outcome"].startswith("rejected: accuracy outside budget")
+        assert attempt["outcome"] == "rejected"
+        assert attempt["reason"].startswith("accuracy outside budget")
+        assert attempt["kept"].startswith("failed/rpi4/wrongtflite-fp32/")
         assert attempt["accuracy"]["logits"]["rel_error"] > 0.01
     assert not (out / "mobilenet_digits" / "rpi4" / "wrongtflite-fp32").exists()
 

@@ -1,0 +1,270 @@
+"""Build one cell: try the target's strategies in order until one yields a bundle that
+verifies, then benchmark and archive it. Each step runs in a child process; each attempt is a
+returned record, and a rejected attempt's bundle is kept under ``failed/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgepack.artifact import sha256_file
+from edgepack.bundle import check_bundle, write_archive, write_bundle
+from edgepack.child import run_task
+from edgepack.device import core
+from edgepack.pipeline.options import BuildOptions
+from edgepack.pipeline.plan import PlannedCell, target_options_for
+from edgepack.pipeline.prepare import Prepared
+from edgepack.profiles import AccuracyBudget, DeviceProfile
+from edgepack.report.model import Attempt, Cell
+from edgepack.targets.base import LowerContext, Lowered, Strategy
+from edgepack.tasks import BenchSpec, EvaluateSpec, LowerSpec
+from edgepack.verify import accuracy_gates, compare_outputs, tolerance
+
+GOLDEN_SAMPLES = 8  # golden samples shipped in each bundle for its selftest
+FAILED = "failed"  # where rejected bundles are kept, under the model's output folder
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """What building any cell of one build needs."""
+
+    opts: BuildOptions
+    prepared: Prepared
+    work: Path  # the build's work folder (scratch)
+    stage: Path  # the model's output folder being assembled inside ``work``
+    build: dict  # when/where this build ran, recorded in every cell
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A lowered bundle and the numbers it reached."""
+
+    lowered: Lowered
+    accuracy: dict
+    gates: list[dict]
+    runtime: dict
+    passed: bool
+    reason: str | None
+
+
+def budget_for(opts: BuildOptions, profile: DeviceProfile, cell: Cell) -> AccuracyBudget:
+    # a variant run at the device's default (16-bit) inference precision gets the fp16 budget
+    budget = profile.budget("fp16" if cell.variant else cell.precision)
+    if opts.max_accuracy_drop is not None:
+        budget = replace(budget, max_top1_drop=opts.max_accuracy_drop)
+    if opts.min_cosine is not None:
+        budget = replace(budget, min_cosine=opts.min_cosine)
+    return budget
+
+
+def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
+    """Fill ``p.cell`` with the outcome; never raises for a converter's or runtime's faults."""
+    cell = p.cell
+    rel = Path(cell.profile) / cell.name
+    bundle = ctx.stage / rel
+    log = ctx.stage / "logs" / f"{cell.profile}-{cell.name}.log"
+    cell.log, cell.build = str(Path("logs") / log.name), dict(ctx.build)
+    budget = budget_for(ctx.opts, p.profile, cell)
+    accepted, last = None, None
+    for number, strategy in enumerate(p.strategies, 1):
+        if strategy.unavailable:
+            cell.attempts.append(Attempt(strategy.name, "skipped", strategy.unavailable))
+            continue
+        attempt, verified = _attempt(ctx, p, strategy, bundle, log, budget)
+        cell.attempts.append(attempt)
+        last = verified or last
+        if verified is not None and verified.passed:
+            accepted = verified
+            break
+        attempt.kept = _keep_rejected(ctx, bundle, cell, number, strategy)
+    if last is not None:
+        cell.accuracy, cell.gates = last.accuracy, last.gates
+        cell.runtime, cell.notes = last.runtime, list(last.lowered.notes)
+    if accepted is None:
+        return _failed(ctx, cell, log)
+    bench = _bench(ctx, p, bundle, log)
+    if isinstance(bench, str):
+        cell.attempts[-1].kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts),
+                                                Strategy(cell.attempts[-1].strategy))
+        cell.status, cell.reason = "failed", bench
+        return _failed(ctx, cell, log)
+    cell.latency, cell.memory = bench["latency"], bench["memory"]
+    cell.runtime = {**(cell.runtime or {}), "bench": bench["runtime"]}
+    cell.size = sum((bundle / f).stat().st_size for f in accepted.lowered.files)
+    cell.archive_sha256 = write_archive(bundle, bundle.with_name(bundle.name + ".tar.gz"))
+    cell.bundle, cell.archive = str(rel), str(rel) + ".tar.gz"
+    cell.status, cell.reason = "ok", None
+    return cell
+
+
+def _failed(ctx: CellContext, cell: Cell, log: Path) -> Cell:
+    tried = [a for a in cell.attempts if a.outcome != "skipped"]
+    if cell.status != "failed":
+        if not tried:
+            cell.reason = "no lowering strategy is available: " + "; ".join(
+                f"{a.strategy}: {a.reason}" for a in cell.attempts)
+        elif len(tried) == 1:
+            cell.reason = tried[0].reason
+        else:
+            cell.reason = f"all {len(tried)} strategies rejected; last: {tried[-1].reason}"
+        cell.status = "failed"
+    kept = ctx.stage / FAILED / cell.profile / cell.name
+    if kept.is_dir() and log.is_file():
+        shutil.copyfile(log, kept / "log.txt")
+    cell.failed_bundles = str(kept.relative_to(ctx.stage)) if kept.is_dir() else None
+    return cell
+
+
+def _keep_rejected(ctx: CellContext, bundle: Path, cell: Cell, number: int,
+                   strategy: Strategy) -> str | None:
+    """Move a rejected attempt's bundle under failed/ so the user can see what was written."""
+    if not bundle.is_dir() or not any(bundle.iterdir()):
+        shutil.rmtree(bundle, ignore_errors=True)
+        return None
+    slug = re.sub(r"[^0-9A-Za-z.]+", "-", strategy.name).strip("-")
+    dest = ctx.stage / FAILED / cell.profile / cell.name / f"{number}-{slug}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    bundle.rename(dest)
+    return str(dest.relative_to(ctx.stage))
+
+
+def _attempt(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path, log: Path,
+             budget: AccuracyBudget) -> tuple[Attempt, Verified | None]:
+    shutil.rmtree(bundle, ignore_errors=True)
+    bundle.mkdir(parents=True)
+    lowered, attempt = _lower(ctx, p, strategy, bundle, log)
+    if lowered is None:
+        return attempt, None
+    _write_bundle_files(ctx, p, bundle, lowered, budget)
+    verified = _verify(ctx, p, bundle, log, lowered, budget)
+    attempt.accuracy = {name: {k: m.get(k) for k in (
+        "cosine", "rel_error", "max_abs", "match", "top1", "top1_agreement") if k in m}
+        for name, m in verified.accuracy.get("outputs", {}).items()}
+    if verified.passed:
+        attempt.outcome = "accepted"
+    else:
+        attempt.outcome, attempt.reason = "rejected", verified.reason
+    return attempt, verified
+
+
+def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path,
+           log: Path) -> tuple[Lowered | None, Attempt]:
+    cell, opts, prep = p.cell, ctx.opts, ctx.prepared
+    context = LowerContext(
+        strategy=strategy.name, variant=cell.variant,
+        calibration_method=opts.calibration_method, timeout=opts.timeout,
+        cache_dir=str(ctx.work / "cache" / cell.target), log=str(log),
+        options=target_options_for(opts, p.target))
+    spec = LowerSpec(
+        target=cell.target, model=str(prep.model), precision=cell.precision,
+        profile=p.profile.source, out_dir=str(bundle),
+        calib=str(prep.calib_file) if prep.calib_file else None,
+        calib_kind=prep.calib.kind if prep.calib else None,
+        calib_source=prep.calib.source if prep.calib else None, context=asdict(context))
+    res = run_task(spec, ctx.work / "tmp" / cell.profile / cell.name, log, opts.timeout)
+    cell.timings["lower_s"] = round(cell.timings.get("lower_s", 0) + res.seconds, 3)
+    attempt = Attempt(strategy.name, "rejected", seconds=round(res.seconds, 3),
+                      peak_rss_bytes=res.peak_rss_bytes)
+    if not res.ok:
+        attempt.reason = f"lowering failed: {res.reason}"
+        return None, attempt
+    lowered = Lowered(**{k: v for k, v in res.result.items() if k != "peak_rss_bytes"})
+    attempt.stats = dict(lowered.stats)
+    return lowered, attempt
+
+
+def _write_bundle_files(ctx: CellContext, p: PlannedCell, bundle: Path, lowered: Lowered,
+                        budget: AccuracyBudget) -> None:
+    cell, profile, target, prep = p.cell, p.profile, p.target, ctx.prepared
+    golden = prep.evaluation.head(GOLDEN_SAMPLES)
+    n = golden.samples
+    version = target.runtime_version()
+    manifest = {
+        "source": {"file": prep.source["file"], "sha256": prep.source["sha256"],
+                   "prepared_sha256": sha256_file(prep.model)},
+        "target": cell.target, "precision": cell.precision, "variant": cell.variant,
+        "profile": {k: getattr(profile, k) for k in
+                    ("name", "description", "arch", "cpu", "os", "python", "glibc")},
+        "runtime": {"name": target.runtime, "package": target.packages[0],
+                    "verified_version": version, "requires": _version_range(version),
+                    "options": lowered.runtime_options},
+        "model_file": lowered.model_file,
+        "threads": ctx.opts.threads or profile.threads,
+        "inputs": lowered.inputs, "outputs": lowered.outputs,
+        "preprocessing": None,
+        "selftest": {**tolerance(budget), "golden_samples": n},
+        "notes": lowered.notes,
+    }
+    header = (f"# {cell.target} bundle for {profile.name}: {profile.arch}, CPython "
+              f"{profile.python}, glibc {profile.glibc} ({profile.os}).\n"
+              f"# Pinned to the versions edgepack verified this bundle with.\n")
+    golden_out = core.pack({k: v[:n] for k, v in prep.reference_outputs.items()})
+    write_bundle(bundle, manifest, golden.arrays, golden_out, target.backend_file(),
+                 target.requirements(profile), header)
+
+
+def _verify(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path, lowered: Lowered,
+            budget: AccuracyBudget) -> Verified:
+    """Evaluate the bundle on the evaluation data against the reference, then run its own
+    selftest. Never raises for the bundle's faults."""
+    cell, opts, prep = p.cell, ctx.opts, ctx.prepared
+    out = ctx.work / "tmp" / cell.profile / cell.name / "outputs.npz"
+    spec = EvaluateSpec(str(bundle), str(prep.eval_file), str(out),
+                        opts.threads or p.profile.threads)
+    res = run_task(spec, out.parent, log, opts.timeout)
+    cell.timings["verify_s"] = round(cell.timings.get("verify_s", 0) + res.seconds, 3)
+    if not res.ok:
+        return Verified(lowered, {}, [], {}, False, f"running the bundle failed: {res.reason}")
+    names = list(prep.reference_outputs)
+    outputs = core.unpack(core.load_npz(out), names)
+    per_output = compare_outputs(prep.reference_outputs, outputs, prep.evaluation.labels)
+    gates = accuracy_gates(per_output, budget)
+    passed, selftest_log = check_bundle(bundle, timeout=opts.timeout)
+    data = prep.data
+    accuracy = {"data": prep.evaluation.kind, "samples": prep.evaluation.samples,
+                "source": prep.evaluation.source, "in_sample": data["in_sample"],
+                "outputs": per_output, "budget": vars(budget),
+                "selftest": selftest_log.splitlines()[-1:]}
+    gate_dicts = [g.to_dict() for g in gates] + [
+        {"name": "selftest", "value": float(passed), "limit": 1.0, "kind": "min", "ok": passed}]
+    missed = [g.describe() for g in gates if not g.ok]
+    if not passed:
+        missed.append(f"device selftest failed: {(selftest_log.splitlines() or ['?'])[-1]}")
+    reason = "accuracy outside budget: " + "; ".join(missed) if missed else None
+    return Verified(lowered, accuracy, gate_dicts, res.result.get("runtime") or {},
+                    not missed, reason)
+
+
+def _bench(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path) -> dict | str:
+    """Latency, memory and runtime info of a verified bundle, or why benchmarking failed."""
+    opts, cell = ctx.opts, p.cell
+    threads = opts.threads or p.profile.threads
+    spec = BenchSpec(str(bundle), threads, opts.warmup, opts.runs, opts.min_time)
+    res = run_task(spec, ctx.work / "tmp" / cell.profile / cell.name, log, opts.timeout)
+    cell.timings["bench_s"] = round(res.seconds, 3)
+    if not res.ok:
+        return f"benchmark failed: {res.reason}"
+    r = res.result
+    latency = {**r["latency_ms"], "threads": r["threads"], "cold_start_ms": r["cold_start_ms"],
+               "measured_on": "build host"}
+    return {"latency": latency, "memory": r["memory"], "runtime": r["runtime"]}
+
+
+def _version_range(version: str) -> str:
+    major = version.split(".")[0]
+    return f">={version},<{int(major) + 1}" if major.isdigit() else f"=={version}"
+
+
+def build_record() -> dict:
+    """When, where and with which edgepack this build ran (stored in each cell it built)."""
+    import platform
+
+    from edgepack import __version__
+
+    return {"created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": platform.node(), "edgepack_version": __version__}

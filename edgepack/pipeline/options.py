@@ -1,0 +1,88 @@
+"""BuildOptions: everything ``edgepack build`` takes, checked in one place before any work."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgepack import settings
+from edgepack.errors import OutputError, UsageError
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything ``edgepack build`` takes. ``None`` means: the profile's (or target's) default."""
+
+    model: Path
+    profiles: tuple[str, ...] = ()
+    targets: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    data: Path | None = None
+    calib: Path | None = None
+    eval: Path | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    output: Path = Path("dist")
+    runs: int | None = None
+    min_time: float | None = None
+    warmup: int = 10
+    threads: int | None = None
+    max_accuracy_drop: float | None = None
+    min_cosine: float | None = None
+    calibration_method: str = "minmax"
+    allow_synthetic_calibration: bool = False
+    target_options: dict = field(default_factory=dict)  # TargetOption.name -> value
+    strategy: str | None = None  # only try lowering strategies whose name contains this
+    timeout: float = 900.0
+
+    @property
+    def name(self) -> str:
+        """The model's name: its output folder under ``output``."""
+        return self.model.stem
+
+
+def validate(opts: BuildOptions) -> None:
+    """UsageError/OutputError for any value out of range or any conflict, before any work."""
+    if opts.runs is not None and opts.min_time is not None:
+        raise UsageError("--runs and --min-time exclude each other: pass one")
+    for key, value in (("runs", opts.runs), ("min_time", opts.min_time),
+                       ("warmup", opts.warmup), ("threads", opts.threads),
+                       ("timeout", opts.timeout), ("max_top1_drop", opts.max_accuracy_drop),
+                       ("min_cosine", opts.min_cosine)):
+        if value is not None:
+            settings.check(key, value, settings.SETTINGS[key].flag)
+    settings.check("calibration", opts.calibration_method, "--calibration")
+    for name in opts.precisions or ():
+        settings.check("precision", name, "--precision")
+    if opts.precisions is not None and not opts.precisions:
+        raise UsageError("--precision names no precision; pass e.g. --precision fp32,int8")
+    if opts.targets is not None and not opts.targets:
+        raise UsageError("--target names no target; pass e.g. --target ort (or leave it out "
+                         "for the profile's runtimes)")
+    if opts.strategy is not None and not opts.strategy.strip():
+        raise UsageError("--strategy is empty; pass part of a strategy's name")
+    check_output(opts.output, opts.name)
+
+
+def check_output(output: Path, name: str) -> None:
+    """OutputError when ``output`` (or ``output/name``) exists but is not a folder, or when
+    nothing can be written where it would be created."""
+    for path in (output, output / name):
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"-o/--output: {path} exists and is not a folder; pass a folder "
+                              "(it is created if missing)")
+    anchor = output.absolute()
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise OutputError(f"-o/--output: {anchor} is a file, so {output} cannot be created")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise OutputError(f"-o/--output: cannot write in {anchor}; pass a folder you can write")
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it is an existing folder, else its nearest existing ancestor."""
+    path = path.absolute()
+    while not path.is_dir():
+        path = path.parent
+    return path

@@ -1,0 +1,201 @@
+"""Prepare what every cell shares: the imported model, its data, the reference outputs and
+the simplified model. Everything the user gave is checked here (exit 2) before any cell runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgepack.artifact import ModelArtifact, sha256_file
+from edgepack.child import run_task
+from edgepack.data import Dataset, check_labels_fit, load_dataset, synthetic_dataset
+from edgepack.device import core
+from edgepack.errors import DataError, ModelError, ShapeError
+from edgepack.importers.onnx import import_onnx
+from edgepack.pipeline.options import BuildOptions
+from edgepack.tasks import ReferenceSpec, SimplifySpec
+from edgepack.verify import CLASSIFIER_NAMES, class_rows
+
+CALIB_FRACTION = 0.25  # of --data held out for calibration when no --calib/--eval is given
+MIN_SPLIT_SAMPLES = 8  # below this, calibrate and evaluate on the same samples (said so)
+SPLIT_SEED = 0
+SIMPLIFY_FEEDS = 4
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the cells of one build share. Paths live in the build's work folder."""
+
+    source: dict  # the user's model file: name, path, sha256, format, inputs, outputs
+    reference: ModelArtifact  # the imported model: the FP32 reference
+    model: Path  # the prepared (simplified) model every cell lowers
+    evaluation: Dataset
+    calib: Dataset | None
+    eval_file: Path
+    calib_file: Path | None
+    reference_outputs: dict[str, list[np.ndarray]]  # per output, one array per eval sample
+    stages: list[dict]
+    data: dict  # the report's description of the data (kinds, sources, split, in-sample)
+
+
+Progress = Callable[[str], None]
+
+
+def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
+            progress: Progress) -> Prepared:
+    """Import, check shapes and data, run the reference, simplify. EdgepackError (exit 2) for
+    anything wrong with the model or the data; the simplifier can only be skipped."""
+    progress("importing the model")
+    reference = import_onnx(opts.model, stage / "models" / "reference.onnx", opts.input_shapes)
+    _require_static(reference)
+    evaluation, calib, data = resolve_data(opts, reference, needs_calib)
+    data_dir = work / "data"
+    data_dir.mkdir(parents=True)
+    eval_file = data_dir / "eval.npz"
+    evaluation.save(eval_file)
+    calib_file = None
+    if calib is not None:
+        calib_file = data_dir / "calib.npz"
+        calib.save(calib_file)
+    progress("computing reference outputs")
+    outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
+    check_reference(outputs, evaluation)
+    tools_onnx = _version("onnx")
+    stages = [{"stage": "import", "status": "ok", "tool": f"onnx {tools_onnx}",
+               "sha256": reference.sha256}]
+    progress("simplifying")
+    simplified, record = simplify(reference, evaluation, work, stage, opts.timeout)
+    stages.append(record)
+    source = {"file": opts.model.name, "path": str(opts.model),
+              "sha256": sha256_file(opts.model), "format": "onnx",
+              "inputs": [s.to_dict() for s in reference.inputs],
+              "outputs": [s.to_dict() for s in reference.outputs]}
+    return Prepared(source, reference, simplified, evaluation, calib, eval_file, calib_file,
+                    outputs, stages, data)
+
+
+def _version(package: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(package)
+
+
+def _require_static(model: ModelArtifact) -> None:
+    for spec in model.inputs:
+        if not spec.is_static:
+            flag = ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in spec.shape)
+            raise ShapeError(
+                f"input '{spec.name}' has dynamic shape {spec.shape_str()}; fix it with "
+                f"--input-shape {spec.name}={flag} (N = the size to build for)")
+
+
+def resolve_data(opts: BuildOptions, model: ModelArtifact,
+                 needs_calib: bool) -> tuple[Dataset, Dataset | None, dict]:
+    """Evaluation and calibration data, and a description of them for the report.
+
+    With only ``--data`` and a cell that calibrates, the samples are split (seeded, recorded)
+    so that accuracy is never measured on the calibration samples without saying so.
+    """
+    def load(path: Path | None, role: str) -> Dataset | None:
+        return load_dataset(path, model.inputs, role) if path else None
+
+    shared = load(opts.data, "--data")
+    evaluation = load(opts.eval, "--eval")
+    calib = load(opts.calib, "--calib")
+    split, in_sample = None, False
+    if needs_calib and shared is not None and evaluation is None and calib is None:
+        if shared.samples >= MIN_SPLIT_SAMPLES:
+            calib, evaluation, split = shared.split(CALIB_FRACTION, SPLIT_SEED)
+        else:
+            in_sample = True
+    evaluation = evaluation or shared or synthetic_dataset(model.inputs)
+    calib = calib or shared
+    if needs_calib and calib is None:
+        if not opts.allow_synthetic_calibration:
+            raise DataError(
+                "static int8 needs calibration data: pass --calib FILE.npz or --data FILE.npz "
+                "(random data gives meaningless scales; --allow-synthetic-calibration forces it)")
+        calib = synthetic_dataset(model.inputs, seed=1)
+    if calib is not None and not split and _same_samples(calib, evaluation):
+        in_sample = True
+    if not needs_calib:
+        calib = None
+
+    def describe(d: Dataset | None) -> dict | None:
+        return None if d is None else {"kind": d.kind, "source": d.source, "samples": d.samples}
+
+    return evaluation, calib, {"eval": describe(evaluation), "calib": describe(calib),
+                               "split": split, "in_sample": in_sample}
+
+
+def _same_samples(a: Dataset, b: Dataset) -> bool:
+    if a.samples != b.samples or a.arrays.keys() != b.arrays.keys():
+        return False
+    return all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def run_reference(model: Path, eval_file: Path, work: Path, stage: Path,
+                  timeout: float) -> dict[str, list[np.ndarray]]:
+    """The FP32 reference outputs (the imported model on ONNX Runtime), in a child process:
+    a model the runtime cannot run is the user's to fix (exit 2), with the runtime's message."""
+    out = work / "data" / "reference_outputs.npz"
+    res = run_task(ReferenceSpec(str(model), str(eval_file), str(out)), work / "tmp" / "ref",
+                   stage / "logs" / "reference.log", timeout)
+    if not res.ok:
+        raise ModelError(f"the reference run failed: {res.reason}" if not res.user_error
+                         else res.reason)
+    return core.unpack(core.load_npz(out), res.result["outputs"])
+
+
+def check_reference(outputs: dict[str, list[np.ndarray]], evaluation: Dataset) -> None:
+    """Non-finite reference outputs, and labels that fit no classifier output, are exit 2."""
+    for name, values in outputs.items():
+        bad = sum(int(np.count_nonzero(~np.isfinite(v))) for v in values if v.dtype.kind == "f")
+        if bad:
+            total = sum(v.size for v in values)
+            raise ModelError(
+                f"the reference (the model on ONNX Runtime) gives {bad} NaN or infinite value(s) "
+                f"of {total} in output '{name}' on the evaluation inputs; the model is broken "
+                "(e.g. a NaN weight) or the inputs are outside its range")
+    if evaluation.labels is not None:
+        _check_labels(outputs, evaluation)
+
+
+def _check_labels(outputs: dict[str, list[np.ndarray]], evaluation: Dataset) -> None:
+    labels = evaluation.labels
+    candidates = [(name, rows) for name, values in outputs.items()
+                  if (rows := class_rows(values)) is not None and len(rows) == len(labels)]
+    if not candidates:
+        shapes = ", ".join(f"{n} {list(v[0].shape)}" for n, v in outputs.items() if v)
+        raise DataError(
+            f"{evaluation.source}: {len(labels)} labels, but no output has {len(labels)} rows "
+            f"of class scores over {evaluation.samples} samples (outputs: {shapes}); labels "
+            "are one class index per row of a classifier's scores")
+    if any(int(labels.max()) < rows.shape[1] for _, rows in candidates):
+        return
+    named = [c for c in candidates if any(w in c[0].lower() for w in CLASSIFIER_NAMES)]
+    name, rows = (named or candidates)[0]
+    check_labels_fit(labels, rows.shape[1], name, evaluation.source)
+
+
+def simplify(reference: ModelArtifact, evaluation: Dataset, work: Path, stage: Path,
+             timeout: float) -> tuple[Path, dict]:
+    """Simplify in a child process; a simplifier that crashes or changes the outputs only
+    leaves the reference in place (recorded with the reason)."""
+    dst = stage / "models" / "simplified.onnx"
+    feeds = work / "data" / "simplify_feeds.npz"
+    evaluation.head(SIMPLIFY_FEEDS).save(feeds)
+    res = run_task(SimplifySpec(str(reference.path), str(dst), str(feeds)),
+                   work / "tmp" / "simplify", stage / "logs" / "simplify.log", timeout)
+    record = {k: v for k, v in res.result.items() if k != "peak_rss_bytes"}
+    if not res.ok or not dst.is_file():
+        shutil.copyfile(reference.path, dst)
+        record = {"stage": "simplify", "status": "kept-original",
+                  "reason": res.reason or "the simplifier wrote no model"}
+    record["seconds"] = round(res.seconds, 3)
+    return dst, record
