@@ -176,21 +176,21 @@ def read_sums(path: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Authenticity:
-    """What an archive's digest was checked against."""
+    """What an archive's digest was checked against, and how that went."""
 
-    checked: bool  # an external digest was found and matched
-    how: str  # where the digest came from, or why there was none
+    status: str  # "matched", "mismatch" or "unchecked" (no external digest found)
+    how: str  # where the digest came from and what was found
 
 
 def verify_archive_digest(archive: Path, sha256: str | None = None) -> Authenticity:
-    """Check an archive against ``sha256`` or the nearest ``SHA256SUMS`` listing it (its own
-    folder or the one above: ``dist/<model>/SHA256SUMS`` lists ``<profile>/<cell>.tar.gz``).
-    BundleError on a mismatch, or when a SHA256SUMS beside it does not list it."""
+    """Check an archive against ``sha256`` or the nearest ``SHA256SUMS`` (its own folder or
+    the one above: ``dist/<model>/SHA256SUMS`` lists ``<profile>/<cell>.tar.gz``). A
+    SHA256SUMS that does not list the archive is a mismatch: it is not one of that build's."""
     actual = sha256_file(archive)
     if sha256 is not None:
         if actual != sha256.strip().lower():
-            raise BundleError(f"{archive} does not match --sha256: its sha256 is {actual}")
-        return Authenticity(True, "--sha256")
+            return Authenticity("mismatch", f"its sha256 is {actual}, not the --sha256 given")
+        return Authenticity("matched", "--sha256")
     for folder in (archive.parent, archive.parent.parent):
         sums_file = folder / SUMS
         if not sums_file.is_file():
@@ -198,13 +198,13 @@ def verify_archive_digest(archive: Path, sha256: str | None = None) -> Authentic
         rel = archive.resolve().relative_to(folder.resolve()).as_posix()
         listed = read_sums(sums_file).get(rel)
         if listed is None:
-            raise BundleError(f"{sums_file} does not list {rel}: this archive is not one of that "
-                              "build's; pass --sha256 HEX to check it against a known digest")
+            return Authenticity("mismatch", f"{sums_file} does not list {rel}: it is not one "
+                                "of that build's archives (pass --sha256 HEX to check it)")
         if listed != actual:
-            raise BundleError(f"{archive} does not match {sums_file}: listed {listed[:16]}…, "
-                              f"the file's sha256 is {actual[:16]}… (tampered or replaced)")
-        return Authenticity(True, str(sums_file))
-    return Authenticity(False, f"no {SUMS} beside it and no --sha256")
+            return Authenticity("mismatch", f"{sums_file} lists sha256 {listed[:16]}…, the "
+                                f"archive's is {actual[:16]}… (changed since the build)")
+        return Authenticity("matched", str(sums_file))
+    return Authenticity("unchecked", f"no {SUMS} beside it and no --sha256")
 
 
 @contextmanager

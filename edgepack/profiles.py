@@ -83,7 +83,7 @@ _REQUIRED = {
     "threads": int, "os": str, "python": str, "glibc": str, "runtimes": list,
     "default_precisions": list,
 }
-_TYPE_WORDS = {str: "string", int: "integer", list: "list"}
+_TYPE_WORDS = {str: "a string", int: "an integer", list: "a list"}
 
 
 def profiles_dir() -> Path:
@@ -137,7 +137,7 @@ def _parse(data: dict, source: str) -> DeviceProfile:
         if key not in data:
             raise ProfileError(f"{where}: missing required key '{key}'")
         if not isinstance(data[key], typ) or (typ is int and isinstance(data[key], bool)):
-            raise ProfileError(f"{where}: '{key}' must be a {_TYPE_WORDS[typ]}, got {data[key]!r}")
+            raise ProfileError(f"{where}: '{key}' must be {_TYPE_WORDS[typ]}, got {data[key]!r}")
     settings.check("arch", data["arch"], f"{where}: 'arch'", ProfileError)
     for key in ("cores", "threads", "memory_mb"):
         settings.check(key, data[key], f"{where}: '{key}'", ProfileError)

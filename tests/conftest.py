@@ -63,6 +63,32 @@ def selftest_extracted(archive: Path, tmp_path: Path, runtime: str,
                           capture_output=True, text=True, env=env)
 
 
+def fake_env(**extra: str) -> dict:
+    """Environment that registers the fake targets of tests/fake_targets.py."""
+    objects = {"wrong": "WRONG", "misbehaving": "MISBEHAVING", "hangselftest": "HANG_SELFTEST",
+               "noresult": "NO_RESULT", "strategies": "THREE_STRATEGIES",
+               "wrongtflite": "WRONG_TFLITE"}
+    targets = ",".join(f"{k}=tests.fake_targets:{v}" for k, v in objects.items())
+    return {"EDGEPACK_EXTRA_TARGETS": targets, "PYTHONPATH": str(ROOT), **extra}
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Live processes whose environment holds EDGEPACK_TEST_TAG=tag."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"EDGEPACK_TEST_TAG={tag}".encode() in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as s:
+                        if s.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def build_sample(model: str, out: Path, *args: str, runs: int = 20):
     """`edgepack build` of a sample model with its labelled eval and calibration data."""
     return run_cli("build", SAMPLES / f"{model}.onnx", "--data", SAMPLES / f"{model}.npz",

@@ -2,12 +2,15 @@
 
 They wrap the real ORT lowering and misbehave on purpose: one writes a numerically wrong
 model (verification must reject it), one crashes on fp16 and hangs on int8-dynamic (only
-those cells may fail). Registered with EDGEPACK_EXTRA_TARGETS.
+those cells may fail), one ships a backend whose selftest hangs, one exits without a result,
+one has three strategies (unavailable, wrong, right). Registered with
+EDGEPACK_EXTRA_TARGETS="name=tests.fake_targets:OBJECT".
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import time
 from dataclasses import replace
@@ -17,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgepack.targets.base import Strategy
 from edgepack.targets.ort import OrtTarget, to_ort_format
 from edgepack.targets.tflite import TfliteTarget
 
@@ -26,6 +30,18 @@ class _Fake(OrtTarget):
         return None  # any profile may "run" a fake target
 
 
+def _write_wrong(model, out_dir, profile):
+    """Re-write model.ort from a copy whose first weight tensor is scaled by 1.5."""
+    m = onnx.load(str(model))
+    init = next(i for i in m.graph.initializer if len(i.dims) >= 2)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5),
+                                          init.name))
+    with tempfile.TemporaryDirectory() as tmp:
+        broken = Path(tmp) / "m.onnx"
+        onnx.save(m, str(broken))
+        to_ort_format(broken, out_dir, profile.arch)
+
+
 class WrongWeights(_Fake):
     """Lowers correctly, then scales the first weight tensor by 1.5 and re-writes model.ort."""
 
@@ -33,14 +49,39 @@ class WrongWeights(_Fake):
 
     def lower(self, model, precision, profile, calib, out_dir, ctx):
         lowered = super().lower(model, precision, profile, calib, out_dir, ctx)
-        m = onnx.load(str(model))
-        init = next(i for i in m.graph.initializer if len(i.dims) == 4)
-        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.5),
-                                              init.name))
-        with tempfile.TemporaryDirectory() as tmp:
-            broken = Path(tmp) / "m.onnx"
-            onnx.save(m, str(broken))
-            to_ort_format(broken, out_dir, profile.arch)
+        _write_wrong(model, out_dir, profile)
+        return lowered
+
+
+class HangingSelftest(_Fake):
+    """A correct .ort whose bundle backend hangs in the device selftest."""
+
+    name = "hangselftest"
+    backend = "tests.fake_backend_hang"
+
+
+class NoResult(_Fake):
+    """A lowering process that exits 0 without writing its result."""
+
+    name = "noresult"
+
+    def lower(self, model, precision, profile, calib, out_dir, ctx):
+        os._exit(0)
+
+
+class ThreeStrategies(_Fake):
+    """'missing' cannot run here, 'wrong' writes wrong weights, 'right' is correct."""
+
+    name = "strategies"
+
+    def strategies(self, precision, profile):
+        return [Strategy("missing", "its converter is not installed"), Strategy("wrong"),
+                Strategy("right")]
+
+    def lower(self, model, precision, profile, calib, out_dir, ctx):
+        lowered = super().lower(model, precision, profile, calib, out_dir, ctx)
+        if ctx.strategy == "wrong":
+            _write_wrong(model, out_dir, profile)
         return lowered
 
 
@@ -50,13 +91,17 @@ class Misbehaving(_Fake):
     def lower(self, model, precision, profile, calib, out_dir, ctx):
         if precision == "fp16":
             os.abort()
-        if precision == "int8-dynamic":
+        if precision == "int8-dynamic":  # hang, with a grandchild in a session of its own
+            subprocess.Popen(["sleep", "3600"], start_new_session=True)
             time.sleep(3600)
         return super().lower(model, precision, profile, calib, out_dir, ctx)
 
 
 WRONG = WrongWeights()
 MISBEHAVING = Misbehaving()
+HANG_SELFTEST = HangingSelftest()
+NO_RESULT = NoResult()
+THREE_STRATEGIES = ThreeStrategies()
 
 
 class WrongTflite(TfliteTarget):

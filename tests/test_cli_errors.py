@@ -1,9 +1,13 @@
 """Bad input: one line on stderr, exit code 2, no traceback, and nothing written."""
 
-import numpy as np
-import pytest
+import zipfile
 
-from tests.conftest import make_matmul_model
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import ROOT, make_matmul_model
 
 
 def _assert_clean_error(result, match, out_dir):
@@ -115,3 +119,137 @@ def test_bad_preset_and_runs_with_min_time(cli, tmp_path, good_model):
                         "--preset: 'fast' is not valid; it must be one of performance, mixed", out)
     _assert_clean_error(cli("build", good_model, "--runs", "5", "--min-time", "1", "-o", out),
                         "exclude each other", out)
+
+
+# ---------------------------------------------------------------- inputs that gave tracebacks
+def _profile(tmp_path, old, new, name="mine.toml"):
+    """The x86-64 profile with ``old`` replaced by ``new`` (appended when ``old`` is None)."""
+    src = (ROOT / "targets" / "x86-64.toml").read_text()
+    assert old is None or old in src
+    path = tmp_path / name
+    path.write_text(src + "\n" + new + "\n" if old is None else src.replace(old, new))
+    return path
+
+
+def test_opset_too_new(cli, tmp_path, good_model):
+    model = onnx.load(str(good_model))
+    model.opset_import[0].version = 99
+    bad = tmp_path / "op99.onnx"
+    onnx.save(model, str(bad))
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", bad, "--target", "ort", "-o", out),
+                        "declares opset 99 of the default ONNX domain", out)
+
+
+def test_missing_external_data(cli, tmp_path, good_model):
+    model = onnx.load(str(good_model))
+    for init in model.graph.initializer:
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init), init.name))
+    folder = tmp_path / "m"
+    folder.mkdir()
+    onnx.save(model, str(folder / "ext.onnx"), save_as_external_data=True,
+              location="ext.data", size_threshold=0)
+    (folder / "ext.data").unlink()
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", folder / "ext.onnx", "--target", "ort", "-o", out),
+                        "keep the model's external data files beside it", out)
+
+
+@pytest.mark.parametrize("member, match", [
+    ("raw", "member 'x.txt' is not a numpy array"),
+    ("object", "'x' has dtype object, not a numeric array"),
+])
+def test_npz_member_not_numeric(cli, tmp_path, good_model, member, match):
+    data = tmp_path / "bad.npz"
+    if member == "raw":
+        with zipfile.ZipFile(data, "w") as z:
+            z.writestr("x.txt", b"not an array")
+    else:
+        np.save(tmp_path / "x.npy", np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
+        with zipfile.ZipFile(data, "w") as z:
+            z.write(tmp_path / "x.npy", "x.npy")
+    out = tmp_path / "dist"
+    r = cli("build", good_model, "--target", "ort", "--precision", "fp32", "--data", data,
+            "-o", out)
+    if member == "object":  # numpy refuses pickled objects itself: still one clean line
+        match = "not a readable numpy file"
+    _assert_clean_error(r, match, out)
+
+
+def test_unreadable_profile(cli, tmp_path, good_model):
+    folder = tmp_path / "dir.toml"
+    folder.mkdir()
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", good_model, "--profile", folder, "-o", out),
+                        "is not a file", out)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    _assert_clean_error(cli("build", good_model, "--profile", binary, "-o", out),
+                        "is not valid TOML", out)
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ('runtimes = ["ort", "openvino", "tflite"]', 'runtimes = ["ort", "onnxruntime"]',
+     "'runtimes' lists 'onnxruntime', which is not a target"),
+    ('glibc = "2.35"', 'glibc = "new"', "'glibc': 'new' is not a version"),
+    (None, '[accuracy.int8]\nmin_cosine = true',
+     "accuracy.int8.min_cosine: True is out of range"),
+    ('arch = "x86_64"', 'arch = "riscv"', "'arch': 'riscv' is not valid"),
+])
+def test_profile_typos_are_errors(cli, tmp_path, good_model, old, new, match):
+    profile = _profile(tmp_path, old, new)
+    out = tmp_path / "dist"
+    r = cli("build", good_model, "--profile", profile, "-o", out)
+    _assert_clean_error(r, match, out)
+    assert str(profile) in r.stderr
+
+
+def test_output_naming_a_file(cli, tmp_path, good_model):
+    out = tmp_path / "dist"
+    out.write_text("I am a file")
+    r = cli("build", good_model, "--target", "ort", "--precision", "fp32", "-o", out)
+    assert r.returncode == 2 and "exists and is not a folder" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and out.read_text() == "I am a file"
+
+
+def test_bad_input_creates_no_output_parents(cli, tmp_path):
+    out = tmp_path / "a" / "b" / "dist"
+    r = cli("build", tmp_path / "missing.onnx", "-o", out)
+    assert r.returncode == 2
+    assert not (tmp_path / "a").exists()
+
+
+def test_empty_target_list(cli, tmp_path, good_model):
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", good_model, "--target", "", "-o", out),
+                        "--target names no target", out)
+
+
+def test_reference_with_nan_outputs(cli, tmp_path, good_model):
+    model = onnx.load(str(good_model))
+    w = next(i for i in model.graph.initializer if i.name == "W")
+    arr = numpy_helper.to_array(w).copy()
+    arr[0, 0] = np.nan
+    w.CopyFrom(numpy_helper.from_array(arr, "W"))
+    bad = tmp_path / "nan.onnx"
+    onnx.save(model, str(bad))
+    out = tmp_path / "dist"
+    r = cli("build", bad, "--target", "ort", "--precision", "fp32", "-o", out)
+    _assert_clean_error(r, "NaN or infinite value(s) of 96 in output 'logits'", out)
+
+
+def test_reference_run_failure_is_a_model_error(cli, tmp_path):
+    # a graph that passes onnx's checker but that ONNX Runtime cannot run: a Reshape to a
+    # size that does not fit its input
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [5, 5])
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "bad",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 5])],
+                              initializer=[shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "dist"
+    _assert_clean_error(cli("build", path, "--target", "ort", "--precision", "fp32", "-o", out),
+                        "ONNX Runtime cannot run the model on these inputs", out)

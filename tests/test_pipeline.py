@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import (
     ROOT,
     build_sample,
+    fake_env,
     make_matmul_model,
     run_cli,
     selftest_extracted,
@@ -149,7 +150,7 @@ def test_verification_rejects_a_wrong_model(tmp_path):
     r = run_cli("build", samples / "mobilenet_digits.onnx", "--profile", "x86-64",
                 "--target", "wrong,ort", "--precision", "fp32", "--data",
                 samples / "mobilenet_digits.npz", "--runs", "5", "-o", out,
-                env={"EDGEPACK_EXTRA_TARGETS": "wrong=tests.fake_wrong", "PYTHONPATH": str(ROOT)})
+                env=fake_env())
     assert r.returncode == 1, r.stderr
     cells = _cells(_report(out, "mobilenet_digits"))
     assert cells["x86-64/ort-fp32"]["status"] == "ok"
@@ -164,8 +165,7 @@ def test_crash_and_hang_fail_only_their_cells(tmp_path):
     r = run_cli("build", samples / "digits_cnn.onnx", "--profile", "x86-64",
                 "--target", "misbehaving", "--precision", "fp32,fp16,int8-dynamic",
                 "--data", samples / "digits_cnn.npz", "--runs", "5", "--timeout", "20", "-o", out,
-                env={"EDGEPACK_EXTRA_TARGETS": "misbehaving=tests.fake_misbehaving",
-                     "PYTHONPATH": str(ROOT)})
+                env=fake_env())
     assert r.returncode == 1, r.stderr
     cells = _cells(_report(out, "digits_cnn"))
     assert cells["x86-64/misbehaving-fp32"]["status"] == "ok"
@@ -186,22 +186,44 @@ def test_synthetic_data_is_labelled_synthetic(tmp_path):
     assert "synthetic" in (out / "tiny" / "report.md").read_text()
 
 
-def test_missing_extra_names_it(tmp_path):
-    blocker = tmp_path / "site"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
+def _without(tmp_path, *modules):
+    """Environment in which importing ``modules`` fails, as on a core-only install."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
         "import sys\n"
         "class B:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('openvino', 'nncf'):\n"
+        f"        if name.split('.')[0] in {modules!r}:\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, B())\n")
+    return {"PYTHONPATH": str(site)}
+
+
+def test_missing_extra_names_it(tmp_path):
     model = make_matmul_model(tmp_path / "tiny.onnx")
     out = tmp_path / "dist"
     r = run_cli("build", model, "--target", "openvino", "-o", out,
-                env={"PYTHONPATH": str(blocker)})
+                env=_without(tmp_path, "openvino", "nncf"))
     assert r.returncode == 2
     assert r.stderr.strip() == ("edgepack: error: the 'openvino' target needs the 'openvino' "
                                 "package, which is not installed; install it with: "
                                 "pip install 'edgepack[openvino]'")
     assert not out.exists()
+
+
+def test_unavailable_profile_defaults_are_skipped_and_say_why(tmp_path):
+    model = make_matmul_model(tmp_path / "tiny.onnx")
+    out = tmp_path / "dist"
+    r = run_cli("build", model, "--profile", "x86-64", "--precision", "fp32", "--runs", "5",
+                "-o", out, env=_without(tmp_path, "openvino", "nncf", "ai_edge_litert"))
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stderr.split())
+    assert ("x86-64/openvino-fp32 skipped: openvino is not installed: pip install "
+            "'edgepack[openvino]'") in text
+    assert "x86-64/tflite-fp32 skipped: ai-edge-litert is not installed" in text
+    report = _report(out, "tiny")
+    assert {c["target"]: c["status"] for c in report["cells"]} == {
+        "ort": "ok", "openvino": "skipped", "tflite": "skipped"}
+    assert report["ok"] is True
+    assert "## Skipped" in (out / "tiny" / "report.md").read_text()

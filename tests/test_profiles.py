@@ -46,7 +46,7 @@ def test_wrong_types_and_invalid_toml(tmp_path):
     src = open(load_profile("x86-64").source).read()
     path = tmp_path / "bad.toml"
     path.write_text(src.replace("threads = 2", 'threads = "two"'))
-    with pytest.raises(ProfileError, match="'threads' must be a int"):
+    with pytest.raises(ProfileError, match="'threads' must be an integer"):
         load_profile(path)
     path.write_text("name = ")
     with pytest.raises(ProfileError, match="not valid TOML"):

@@ -12,11 +12,28 @@ import sys
 import traceback
 from typing import Annotated
 
-import click
 import typer
 
 from edgepack import __version__
 from edgepack.errors import EdgepackError, Interrupted
+
+
+def _both(name: str) -> tuple[type, ...]:
+    """An exception class from click and from the copy of click that typer >= 0.20 vendors
+    (typer raises its own copy's, other code the real one's)."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+CLICK_ERROR, BAD_PARAMETER = _both("ClickException"), _both("BadParameter")
+NO_ARGS, ABORT = _both("NoArgsIsHelpError"), _both("Abort")
 
 app = typer.Typer(
     name="edgepack", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -57,10 +74,10 @@ def _on_signal(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def usage_line(e: click.ClickException) -> str:
+def usage_line(e: Exception) -> str:
     """A click/typer usage error as one line: 'edgepack: error: --runs: ...'."""
     message = " ".join(e.format_message().split())
-    if isinstance(e, click.BadParameter) and e.param is not None:
+    if isinstance(e, BAD_PARAMETER) and e.param is not None:
         name = (e.param.opts or [e.param.name or "?"])[0]
         message = message.replace(f"Invalid value for '{name}': ", "")
         message = f"{name}: {message}"
@@ -72,23 +89,22 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and map errors to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         _register()
         rv = typer.main.get_command(app).main(args=args, prog_name="edgepack",
                                               standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click.exceptions.NoArgsIsHelpError as e:
+    except NO_ARGS as e:
         print(e.ctx.get_help())
         code = 2
-    except click.ClickException as e:
+    except CLICK_ERROR as e:
         if debug:
             traceback.print_exc()
         print(usage_line(e), file=sys.stderr)
         code = 2
-    except click.exceptions.Abort:
+    except ABORT:
         print("edgepack: aborted", file=sys.stderr)
         code = 1
     except EdgepackError as e:
@@ -109,4 +125,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{__version__}; please report it with the command and the traceback above",
               file=sys.stderr)
         code = 3
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     sys.exit(code)

@@ -17,7 +17,7 @@ def _core_options(
         "--profile", "-p", help="Device profile name or TOML path; repeatable or comma-separated "
         "(default: the host's kind, x86-64 or generic-arm64).")] = None,
     target: Annotated[list[str] | None, typer.Option(
-        "--target", "-t", help="Runtimes, e.g. ort, openvino, tflite (default: the profile's "
+        "--target", "-t", help="Targets (runtimes) to build (default: the profile's "
         "runtimes).")] = None,
     precision: Annotated[list[str] | None, typer.Option(
         "--precision", help="fp32, fp16, int8-dynamic, int8 (default: the profile's).")] = None,
@@ -45,8 +45,8 @@ def _core_options(
     allow_synthetic_calibration: Annotated[bool, typer.Option(
         help="Allow static int8 calibrated on random data.")] = False,
     strategy: Annotated[str | None, typer.Option(
-        help="Only try lowering strategies whose name contains this, e.g. "
-        "'onnx2tf-1.29.24' (see report.json 'attempts').")] = None,
+        help="Only try lowering strategies whose name contains this, e.g. a converter "
+        "version (see report.json 'attempts').")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds allowed for each lowering, evaluation, selftest or benchmark "
         "(at least 10).")] = 900.0,
@@ -79,9 +79,15 @@ def _target_parameters() -> list[inspect.Parameter]:
 
 def make_command():
     """The build command: the core options plus every target's own options."""
+    from edgepack.targets import target_names
+
     base = inspect.signature(_core_options, eval_str=True)
     core_names = set(base.parameters)
     params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in base.parameters.values()]
+    names = ", ".join(target_names())
+    params = [p.replace(annotation=Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help=f"Targets (runtimes): {names} (default: the profile's "
+        "runtimes).")]) if p.name == "target" else p for p in params]
 
     def command(**values) -> None:
         run({k: v for k, v in values.items() if k in core_names},

@@ -36,7 +36,8 @@ def list_() -> None:
 
 @app.command("install")
 def install(
-    name: Annotated[str, typer.Argument(help="A target (e.g. tflite) or one toolchain by name.")],
+    name: Annotated[str, typer.Argument(
+        help="A target, or one toolchain by name (see: edgepack toolchain list).")],
     force: Annotated[bool, typer.Option(help="Re-install even if present.")] = False,
 ) -> None:
     """Create the pinned converter environment(s) for NAME in edgepack's cache."""

@@ -27,7 +27,10 @@ def command(
     settings.check("timeout", timeout, "--timeout")
     if bundle.is_file():
         auth = verify_archive_digest(bundle, sha256)
-        if auth.checked:
+        if auth.status == "mismatch":
+            console.print(f"[red]{escape(str(bundle))}: verification FAILED: {escape(auth.how)}[/]")
+            raise typer.Exit(1)
+        if auth.status == "matched":
             console.print(f"archive sha256 matches {escape(auth.how)}", highlight=False)
         else:
             console.print(f"[yellow]no external digest: {escape(auth.how)}; the checks below "

@@ -57,8 +57,8 @@ def validate(opts: BuildOptions) -> None:
     if opts.precisions is not None and not opts.precisions:
         raise UsageError("--precision names no precision; pass e.g. --precision fp32,int8")
     if opts.targets is not None and not opts.targets:
-        raise UsageError("--target names no target; pass e.g. --target ort (or leave it out "
-                         "for the profile's runtimes)")
+        raise UsageError("--target names no target; pass one or more target names (or leave "
+                         "it out for the profile's runtimes)")
     if opts.strategy is not None and not opts.strategy.strip():
         raise UsageError("--strategy is empty; pass part of a strategy's name")
     check_output(opts.output, opts.name)

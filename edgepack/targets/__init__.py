@@ -2,10 +2,10 @@
 
 A target is a module in this package that defines ``TARGET`` (a :class:`~edgepack.targets.base.
 Target`); its name is the module's name. Targets outside edgepack register through the entry
-point group ``edgepack.targets`` (``name = "package.module"``) or, for a quick test,
-``EDGEPACK_EXTRA_TARGETS="name=package.module,..."`` (inherited by the child processes that
-lower and run them). Finding targets imports nothing: a target's module is imported when it
-is used, and it imports its runtime only inside its functions.
+point group ``edgepack.targets`` (``name = "package.module"`` or ``"package.module:OBJECT"``)
+or, for a quick test, ``EDGEPACK_EXTRA_TARGETS="name=package.module[:OBJECT],..."`` (inherited
+by the child processes that lower and run them). Finding targets imports nothing: a target's
+module is imported when it is used, and it imports its runtime only inside its functions.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def get_target(name: str):
     modules = target_modules()
     if name not in modules:
         raise TargetError(f"unknown target '{name}'; known targets: {', '.join(modules)}")
-    return importlib.import_module(modules[name]).TARGET
+    module, _, attr = modules[name].partition(":")
+    return getattr(importlib.import_module(module), attr or "TARGET")
 
 
 def all_targets() -> list:

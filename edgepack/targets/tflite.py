@@ -43,7 +43,8 @@ DOWNLOAD_GUARD = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
 def _backend_of(chain: Toolchain) -> str:
-    return "flatbuffer_direct" if chain.version("onnx2tf").startswith("2.") else "tf_converter"
+    version = chain.version("onnx2tf") or ""
+    return "flatbuffer_direct" if version.startswith("2.") else "tf_converter"
 
 
 def strategy_name(chain: Toolchain) -> str:

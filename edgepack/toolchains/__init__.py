@@ -55,6 +55,8 @@ class Toolchain:
         return stamp.is_file() and stamp.read_text().strip() == self.lock_digest()
 
     def version(self, package: str) -> str | None:
+        if not self.lock.is_file():
+            return None
         for line in self.lock.read_text().splitlines():
             name, _, ver = line.partition("==")
             if name.strip().lower() == package.lower():

@@ -36,3 +36,20 @@ def test_wrong_or_failing_simplifiers_keep_the_original(samples, tmp_path, monke
     assert record["status"] == "kept-original"
     assert "output differs" in record["reason"] and "simplifier exploded" in record["reason"]
     assert onnx.load(str(tmp_path / "s.onnx")) == onnx.load(str(ref.path))
+
+
+def test_a_simplifier_without_metadata_falls_back_to_the_next(samples, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+
+    def version(name):
+        if name == "onnxsim":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    ref = import_onnx(samples / "mobilenet_digits.onnx", tmp_path / "ref.onnx")
+    record = simplify.simplify_onnx(ref.path, tmp_path / "s.onnx", _feeds(samples, ref))
+    assert record["status"] == "ok" and record["tool"].startswith("onnxslim")
+    assert record["attempts"][0]["outcome"].startswith("failed: PackageNotFoundError")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from edgepack.artifact import TensorSpec
+from edgepack.profiles import load_profile
 from edgepack.targets.tflite import bind
-from tests.conftest import ROOT, build_sample, run_cli, selftest_extracted
+from tests.conftest import ROOT, build_sample, fake_env, run_cli, selftest_extracted
 from tests.test_pipeline import _cells, _report
 
 SAMPLES = ROOT / "sample_models"
@@ -83,8 +84,7 @@ def test_wrong_tflite_is_rejected_by_verification(tmp_path):
     r = run_cli("build", SAMPLES / "mobilenet_digits.onnx", "--profile", "rpi4",
                 "--target", "wrongtflite", "--precision", "fp32", "--data",
                 SAMPLES / "mobilenet_digits.npz", "--runs", "5", "-o", out,
-                env={"EDGEPACK_EXTRA_TARGETS": "wrongtflite=tests.fake_wrongtflite",
-                     "PYTHONPATH": str(ROOT)})
+                env=fake_env())
     assert r.returncode == 1, r.stderr
     cell = _cells(_report(out, "mobilenet_digits"))["rpi4/wrongtflite-fp32"]
     assert cell["status"] == "failed" and "strategies rejected" in cell["reason"]
@@ -141,3 +141,29 @@ def test_bind_by_shape_when_names_are_lost():
     assert entries[0]["runtime_name"] == "Identity" and entries[0]["transpose"] is None
     assert entries[1]["runtime_name"] == "Identity_1"
     assert entries[1]["quantization"] == {"scale": 0.5, "zero_point": -3}
+
+
+def test_failed_conversion_is_cached_with_its_reason(tmp_path, monkeypatch):
+    from edgepack.targets.base import LowerContext
+    from edgepack.targets.tflite import TfliteTarget, strategy_name
+    from edgepack.toolchains import Toolchain
+    from tests.conftest import make_matmul_model
+
+    monkeypatch.setenv("EDGEPACK_CACHE_DIR", str(tmp_path / "cache"))
+    chain = Toolchain("broken-1.0", "tflite", ((3, 0), (3, 99)), "0 GB", "onnx2tf")
+    chain.bin.mkdir(parents=True)
+    script = chain.bin / "onnx2tf"
+    script.write_text("#!/bin/sh\necho 'converter broke' >&2\nexit 1\n")
+    script.chmod(0o755)
+    target = TfliteTarget()
+    target.toolchains = (chain,)
+    model = make_matmul_model(tmp_path / "m.onnx")
+    ctx = LowerContext(strategy=strategy_name(chain), cache_dir=str(tmp_path / "work"),
+                       timeout=60, log=str(tmp_path / "cell.log"))
+    for attempt in range(2):  # the second cell reuses the run, and its failure
+        out = tmp_path / f"out{attempt}"
+        out.mkdir()
+        with pytest.raises(RuntimeError, match="wrote no model_float32.tflite "
+                           r"\(broken-1.0 tf_converter exited with code 1\)"):
+            target.lower(model, "fp32", load_profile("x86-64"), None, out, ctx)
+    assert (tmp_path / "cell.log").read_text().count("converter broke") == 1

@@ -1,1 +1,0 @@
-from tests.fake_targets import WRONG as TARGET  # noqa: F401
