@@ -47,7 +47,7 @@ class Dataset:
         return self.samples
 
     def feed(self, i: int) -> dict[str, np.ndarray]:
-        return {k: v[i] for k, v in self.arrays.items()}
+        return {k: np.asarray(v[i]) for k, v in self.arrays.items()}
 
     def feeds(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(self.samples):
@@ -62,6 +62,17 @@ class Dataset:
             labels = self.labels.reshape(self.samples, per)[idx].reshape(-1)
         return replace(self, arrays={k: v[idx] for k, v in self.arrays.items()}, labels=labels,
                        source=source or self.source)
+
+    def only(self, names) -> Dataset:
+        """The same samples with only the arrays of ``names`` (e.g. a prepared model's inputs)."""
+        keep = set(names)
+        return replace(self, arrays={k: v for k, v in self.arrays.items() if k in keep})
+
+    def with_fixed(self, fixed: dict[str, np.ndarray]) -> Dataset:
+        """Add inputs fixed to one value (``--fix-input``), repeated for every sample."""
+        n = self.samples
+        extra = {k: np.broadcast_to(v, (n, *v.shape)).copy() for k, v in fixed.items()}
+        return replace(self, arrays={**self.arrays, **extra})
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` samples."""
@@ -83,17 +94,21 @@ class Dataset:
         np.savez(path, **self.arrays, **extra)
 
 
-def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str) -> Dataset:
+def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str,
+                 ignore: Sequence[str] = ()) -> Dataset:
     """Load ``.npz``/``.npy`` data for a model with these (static) inputs.
 
-    ``role`` names the flag in messages (``--data``, ``--calib``, ``--eval``).
-    Raises DataError when the file is missing or malformed or does not fit the inputs.
+    ``role`` names the flag in messages (``--data``, ``--calib``, ``--eval``); arrays named
+    in ``ignore`` (inputs fixed to a constant) are dropped. Raises DataError when the file is
+    missing or malformed or does not fit the inputs.
     """
     if not path.is_file():
         raise DataError(f"{role} file {path} does not exist" if not path.exists()
                         else f"{role} {path} is not a file")
     where = f"{role} {path.name}"
     arrays = _read_arrays(path, inputs, role)
+    for name in ignore:
+        arrays.pop(name, None)
     labels = arrays.pop(LABELS_KEY, None)
     names = [s.name for s in inputs]
     missing = [n for n in names if n not in arrays]
@@ -204,15 +219,19 @@ def check_labels_fit(labels: np.ndarray, classes: int, output: str, where: str) 
 
 def synthetic_dataset(inputs: Sequence[TensorSpec], seed: int = 0,
                       samples: int = SYNTHETIC_SAMPLES,
-                      ranges: dict[str, tuple[int, int]] | None = None) -> Dataset:
-    """Seeded random inputs: standard normal floats, booleans, and integers in
-    ``ranges[name]`` (low, high inclusive; default 0..99)."""
+                      ranges: dict[str, tuple[int, int]] | None = None,
+                      zeros: Sequence[str] = ()) -> Dataset:
+    """Seeded random inputs: standard normal floats (zeros for the inputs in ``zeros``, e.g.
+    recurrent states), booleans, and integers in ``ranges[name]`` (low, high inclusive;
+    default 0..99)."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for spec in inputs:
         shape = (samples, *spec.shape)
         dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
+        if spec.name in zeros:
+            arr = np.zeros(shape, dtype)
+        elif dtype.kind == "f":
             arr = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
             lo, hi = (ranges or {}).get(spec.name, (0, 99))

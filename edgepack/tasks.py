@@ -26,11 +26,14 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
-class SimplifySpec:
-    task: ClassVar[str] = "simplify"
+class PrepareSpec:
+    """Prepare the imported model (stages/preparation.py): fixed inputs, rewrites, simplify."""
+
+    task: ClassVar[str] = "prepare"
     src: str
-    dst: str
-    feeds: str  # an exchange .npz of a few samples
+    dst: dict  # "prepared", "minimal", "standard" -> path
+    feeds: str  # an exchange .npz of a few samples (every input of the imported model)
+    fixed: str  # an .npz of the fixed inputs' values
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class LowerSpec:
     calib_kind: str | None = None
     calib_source: str | None = None
     context: dict = field(default_factory=dict)  # a LowerContext as a dict
+    rewrites: list = field(default_factory=list)  # graph rewrites to apply first
 
 
 @dataclass(frozen=True)
@@ -78,23 +82,28 @@ def reference(spec: ReferenceSpec) -> dict:
         outputs = run_onnx(Path(spec.model), list(data.feeds()))
     except Exception as e:  # the runtime's own message is what the user needs
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:400]
-        raise ModelError(f"ONNX Runtime cannot run the model on these inputs: {first}") from None
+        raise ModelError(f"ONNX Runtime cannot run the model on these inputs: {first}; check "
+                         "the input shapes (--input-shape), the data (--data) and inputs that "
+                         "need a fixed value (--fix-input NAME=VALUE)") from None
     np.savez(spec.out, **core.pack(outputs))
     return {"outputs": list(outputs)}
 
 
-def simplify(spec: SimplifySpec) -> dict:
+def prepare(spec: PrepareSpec) -> dict:
     from edgepack.data import read_dataset_file
-    from edgepack.stages.simplify import simplify_onnx
+    from edgepack.stages.preparation import prepare_model
 
     data = read_dataset_file(Path(spec.feeds))
-    return simplify_onnx(Path(spec.src), Path(spec.dst), list(data.feeds()))
+    dst = {k: Path(v) for k, v in spec.dst.items()}
+    return prepare_model(Path(spec.src), dst["prepared"], dst["minimal"], dst["standard"],
+                         core.load_npz(Path(spec.fixed)), list(data.feeds()))
 
 
 def lower(spec: LowerSpec) -> dict:
     from dataclasses import asdict
 
     from edgepack.data import read_dataset_file
+    from edgepack.importers.onnx import io_specs
     from edgepack.profiles import load_profile
     from edgepack.targets import get_target
     from edgepack.targets.base import LowerContext
@@ -102,10 +111,31 @@ def lower(spec: LowerSpec) -> dict:
     calib = None
     if spec.calib:
         calib = read_dataset_file(Path(spec.calib), spec.calib_kind, spec.calib_source)
+        # only the model's own inputs (fixed inputs are constants inside it)
+        calib = calib.only(t["name"] for t in io_specs(Path(spec.model))[0])
+    model, notes = _rewritten(Path(spec.model), spec.rewrites, Path(spec.out_dir).parent)
     lowered = get_target(spec.target).lower(
-        Path(spec.model), spec.precision, load_profile(spec.profile), calib,
+        model, spec.precision, load_profile(spec.profile), calib,
         Path(spec.out_dir), LowerContext(**spec.context))
+    lowered.notes[:0] = notes
     return asdict(lowered)
+
+
+def _rewritten(model: Path, rewrites: list, scratch: Path) -> tuple[Path, list[str]]:
+    """The model after a strategy's graph rewrites (a copy beside the bundle folder)."""
+    if not rewrites:
+        return model, []
+    import onnx
+
+    from edgepack.stages.graph import REWRITES
+
+    proto, notes = onnx.load(str(model)), []
+    for name in rewrites:
+        proto, changes = REWRITES[name](proto)
+        notes += [f"{name}: {c}" for c in changes]
+    out = scratch / f".{model.stem}-rewritten.onnx"
+    onnx.save(proto, str(out))
+    return out, notes
 
 
 def evaluate(spec: EvaluateSpec) -> dict:
@@ -127,5 +157,5 @@ def bench(spec: BenchSpec) -> dict:
 
 
 TASKS = {spec.task: (spec, body) for spec, body in (
-    (ReferenceSpec, reference), (SimplifySpec, simplify), (LowerSpec, lower),
+    (ReferenceSpec, reference), (PrepareSpec, prepare), (LowerSpec, lower),
     (EvaluateSpec, evaluate), (BenchSpec, bench))}

@@ -29,6 +29,9 @@ def _core_options(
         "--eval", help="Evaluation data (overrides --data).")] = None,
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", help="Fix a dynamic input: NAME=1,3,224,224 (repeatable).")] = None,
+    fix_input: Annotated[list[str] | None, typer.Option(
+        "--fix-input", help="Freeze an input to a constant, NAME=VALUE[,VALUE...] (repeatable): "
+        "it leaves the bundles, and control flow on it folds away.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path("dist"),
     runs: Annotated[int | None, typer.Option(help="Timed runs per bundle.")] = None,
     min_time: Annotated[float | None, typer.Option(
@@ -101,7 +104,7 @@ def make_command():
 def run(v: dict, target_values: dict) -> None:
     from rich.markup import escape
 
-    from edgepack.importers.onnx import parse_input_shapes
+    from edgepack.importers.onnx import parse_fixed_inputs, parse_input_shapes
     from edgepack.pipeline import BuildOptions, build
     from edgepack.report.render import terminal_table, to_json
 
@@ -109,7 +112,8 @@ def run(v: dict, target_values: dict) -> None:
         model=v["model"], profiles=split_list(v["profile"]) or (),
         targets=split_list(v["target"]), precisions=split_list(v["precision"]),
         data=v["data"], calib=v["calib"], eval=v["eval_"],
-        input_shapes=parse_input_shapes(v["input_shape"]), output=v["output"],
+        input_shapes=parse_input_shapes(v["input_shape"]),
+        fixed_inputs=parse_fixed_inputs(v["fix_input"]), output=v["output"],
         runs=v["runs"], min_time=v["min_time"], warmup=v["warmup"], threads=v["threads"],
         max_accuracy_drop=v["max_accuracy_drop"], min_cosine=v["min_cosine"],
         calibration_method=v["calibration"],

@@ -125,10 +125,16 @@ def sample_count(arrays: dict) -> int:
 
 
 def run_samples(model: Model, arrays: dict) -> dict:
-    """Run every sample (``arrays[name][i]`` is sample i's feed); outputs per sample, listed."""
+    """Run every sample (``arrays[name][i]`` is sample i's input ``name``; arrays for names
+    the model does not take are ignored); outputs per sample, listed."""
+    names = [s["name"] for s in model.inputs]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise BundleProblem(f"no data for input(s) {', '.join(missing)}")
+    arrays = {n: arrays[n] for n in names}
     collected = {name: [] for name in model.output_names}
     for i in range(sample_count(arrays)):
-        result = model.infer({k: v[i] for k, v in arrays.items()})
+        result = model.infer({k: np.asarray(v[i]) for k, v in arrays.items()})
         for name in model.output_names:
             collected[name].append(result[name])
     return collected
@@ -423,7 +429,7 @@ def bench_bundle(bundle: Path, runs=None, min_time=None, warmup=10, threads=None
     """Cold start (load, first inference), steady-state latency and peak RSS of this bundle's
     model on its first golden sample."""
     manifest = load_manifest(bundle)
-    feeds = {k: v[0] for k, v in load_npz(bundle / "golden" / "inputs.npz").items()}
+    feeds = {k: np.asarray(v[0]) for k, v in load_npz(bundle / "golden" / "inputs.npz").items()}
     rss_before = rss_bytes()
     t0 = time.perf_counter_ns()
     model = open_model(bundle, manifest, threads).load()

@@ -32,6 +32,46 @@ def parse_input_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def parse_fixed_inputs(items: list[str] | None) -> dict[str, tuple[float, ...]]:
+    """Parse ``NAME=VALUE[,VALUE...]`` strings; ShapeError when malformed."""
+    fixed: dict[str, tuple[float, ...]] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not sep or not name or not values or not all(np.isfinite(values)):
+            raise ShapeError(f"--fix-input '{item}' is not NAME=VALUE[,VALUE...] with finite "
+                             "numbers (e.g. --fix-input sample_rate=16000)")
+        fixed[name] = values
+    return fixed
+
+
+def fixed_input_arrays(inputs: list[TensorSpec], fixed: dict[str, tuple[float, ...]]
+                       ) -> dict[str, np.ndarray]:
+    """Each fixed input's value as an array of the input's dtype and (static) shape."""
+    specs = {s.name: s for s in inputs}
+    arrays = {}
+    for name, values in fixed.items():
+        if name not in specs:
+            raise ShapeError(f"--fix-input names '{name}', but the model's inputs are: "
+                             f"{', '.join(specs)}")
+        spec = specs[name]
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind in "iub" and not all(float(v).is_integer() for v in values):
+            raise ShapeError(f"--fix-input {name}: input '{name}' is {spec.dtype}, so its value "
+                             f"must be whole numbers, not {', '.join(map(str, values))}")
+        size = int(np.prod(spec.shape)) if spec.shape else 1
+        if len(values) not in (1, size):
+            raise ShapeError(f"--fix-input {name}: {len(values)} values for input '{name}' of "
+                             f"shape {spec.shape_str()}: give one value or {size}")
+        arr = np.asarray(values, dtype=np.float64)
+        arr = np.full(spec.shape, arr[0]) if len(values) == 1 else arr.reshape(spec.shape)
+        arrays[name] = arr.astype(dtype)
+    return arrays
+
+
 def read_onnx(path: Path) -> onnx.ModelProto:
     """Read and fully check an ONNX file. ModelError says what is wrong with it."""
     if not path.exists():

@@ -86,9 +86,10 @@ def new_report(opts: BuildOptions, prepared: Prepared) -> Report:
         settings={"runs": opts.runs, "min_time": opts.min_time, "warmup": opts.warmup,
                   "threads": opts.threads, "calibration_method": opts.calibration_method,
                   "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()},
+                  "fixed_inputs": {k: list(v) for k, v in opts.fixed_inputs.items()},
                   "timeout": opts.timeout, "strategy": opts.strategy,
                   "target_options": dict(opts.target_options)},
-        data=prepared.data, stages=prepared.stages,
+        data=prepared.data, stages=prepared.stages, notes=list(prepared.notes),
     )
 
 

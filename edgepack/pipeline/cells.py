@@ -24,7 +24,8 @@ from edgepack.targets.base import LowerContext, Lowered, Strategy
 from edgepack.tasks import BenchSpec, EvaluateSpec, LowerSpec
 from edgepack.verify import accuracy_gates, compare_outputs, tolerance
 
-GOLDEN_SAMPLES = 8  # golden samples shipped in each bundle for its selftest
+GOLDEN_SAMPLES = 8  # golden samples shipped in each bundle for its selftest ...
+GOLDEN_BYTES = 1 << 20  # ... as long as their inputs fit in this (at least one sample)
 FAILED = "failed"  # where rejected bundles are kept, under the model's output folder
 
 
@@ -70,17 +71,24 @@ def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
     cell.log, cell.build = str(Path("logs") / log.name), dict(ctx.build)
     budget = budget_for(ctx.opts, p.profile, cell)
     accepted, last = None, None
-    for number, strategy in enumerate(p.strategies, 1):
+    tries = [(label, model, s) for label, model in model_variants(ctx.prepared, p.target)
+             for s in p.strategies]
+    for label, model, strategy in tries:
+        if strategy.rewrites and not rewrites_apply(model, strategy.rewrites):
+            continue  # nothing for this strategy's rewrites to change: not a new attempt
         if strategy.unavailable:
-            cell.attempts.append(Attempt(strategy.name, "skipped", strategy.unavailable))
+            if not any(a.strategy == strategy.name for a in cell.attempts):
+                cell.attempts.append(Attempt(strategy.name, "skipped", reason=strategy.unavailable,
+                                             model=label))
             continue
-        attempt, verified = _attempt(ctx, p, strategy, bundle, log, budget)
+        attempt, verified = _attempt(ctx, p, strategy, model, bundle, log, budget)
+        attempt.model = label
         cell.attempts.append(attempt)
         last = verified or last
         if verified is not None and verified.passed:
             accepted = verified
             break
-        attempt.kept = _keep_rejected(ctx, bundle, cell, number, strategy)
+        attempt.kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts), strategy, label)
     if last is not None:
         cell.accuracy, cell.gates = last.accuracy, last.gates
         cell.runtime, cell.notes = last.runtime, list(last.lowered.notes)
@@ -89,7 +97,8 @@ def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
     bench = _bench(ctx, p, bundle, log)
     if isinstance(bench, str):
         cell.attempts[-1].kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts),
-                                                Strategy(cell.attempts[-1].strategy))
+                                                Strategy(cell.attempts[-1].strategy),
+                                                cell.attempts[-1].model)
         cell.status, cell.reason = "failed", bench
         return _failed(ctx, cell, log)
     cell.latency, cell.memory = bench["latency"], bench["memory"]
@@ -110,8 +119,14 @@ def _failed(ctx: CellContext, cell: Cell, log: Path) -> Cell:
         elif len(tried) == 1:
             cell.reason = tried[0].reason
         else:
-            cell.reason = f"all {len(tried)} strategies rejected; last: {tried[-1].reason}"
+            names = ", ".join(dict.fromkeys(a.strategy for a in tried))
+            models = ", ".join(dict.fromkeys(a.model for a in tried))
+            cell.reason = (f"all {len(tried)} attempts rejected (strategies: {names}; "
+                           f"prepared models: {models}); last: {tried[-1].reason}")
         cell.status = "failed"
+        hint = _hint(ctx, cell)
+        if hint:
+            cell.reason += f" ({hint})"
     kept = ctx.stage / FAILED / cell.profile / cell.name
     if kept.is_dir() and log.is_file():
         shutil.copyfile(log, kept / "log.txt")
@@ -119,13 +134,46 @@ def _failed(ctx: CellContext, cell: Cell, log: Path) -> Cell:
     return cell
 
 
+def _hint(ctx: CellContext, cell: Cell) -> str | None:
+    """The flag that may help a cell no strategy could lower."""
+    branching = [n for n in ctx.prepared.branch_inputs if n not in ctx.opts.fixed_inputs]
+    if branching and any(a.outcome == "rejected" for a in cell.attempts):
+        flags = " ".join(f"--fix-input {n}=VALUE" for n in branching)
+        return (f"the model branches on input(s) {', '.join(branching)}: {flags} freezes them "
+                "so that the branches fold away")
+    return None
+
+
+def rewrites_apply(model: Path, rewrites: tuple[str, ...]) -> bool:
+    import onnx
+
+    from edgepack.stages.graph import rewrite_applies
+
+    proto = onnx.load(str(model), load_external_data=False)
+    return all(rewrite_applies(proto, name) for name in rewrites)
+
+
+def model_variants(prepared: Prepared, target) -> list[tuple[str, Path]]:
+    """The prepared models a target tries, in order: the fully prepared one (its standard-ops
+    copy for targets that run only standard ops), then the minimally prepared one."""
+    models = prepared.models
+    first = "standard" if target.standard_ops_only and "standard" in models else "prepared"
+    variants = [(first, models[first])]
+    minimal = models.get("minimal")
+    if minimal is not None and minimal.read_bytes() != models[first].read_bytes():
+        variants.append(("minimal", minimal))
+    return variants
+
+
 def _keep_rejected(ctx: CellContext, bundle: Path, cell: Cell, number: int,
-                   strategy: Strategy) -> str | None:
+                   strategy: Strategy, model: str = "prepared") -> str | None:
     """Move a rejected attempt's bundle under failed/ so the user can see what was written."""
     if not bundle.is_dir() or not any(bundle.iterdir()):
         shutil.rmtree(bundle, ignore_errors=True)
         return None
     slug = re.sub(r"[^0-9A-Za-z.]+", "-", strategy.name).strip("-")
+    if model != "prepared":
+        slug += f"-{model}"
     dest = ctx.stage / FAILED / cell.profile / cell.name / f"{number}-{slug}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dest, ignore_errors=True)
@@ -133,14 +181,14 @@ def _keep_rejected(ctx: CellContext, bundle: Path, cell: Cell, number: int,
     return str(dest.relative_to(ctx.stage))
 
 
-def _attempt(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path, log: Path,
-             budget: AccuracyBudget) -> tuple[Attempt, Verified | None]:
+def _attempt(ctx: CellContext, p: PlannedCell, strategy: Strategy, model: Path, bundle: Path,
+             log: Path, budget: AccuracyBudget) -> tuple[Attempt, Verified | None]:
     shutil.rmtree(bundle, ignore_errors=True)
     bundle.mkdir(parents=True)
-    lowered, attempt = _lower(ctx, p, strategy, bundle, log)
+    lowered, attempt = _lower(ctx, p, strategy, model, bundle, log)
     if lowered is None:
         return attempt, None
-    _write_bundle_files(ctx, p, bundle, lowered, budget)
+    _write_bundle_files(ctx, p, model, bundle, lowered, budget)
     verified = _verify(ctx, p, bundle, log, lowered, budget)
     attempt.accuracy = {name: {k: m.get(k) for k in (
         "cosine", "rel_error", "max_abs", "match", "top1", "top1_agreement") if k in m}
@@ -152,7 +200,7 @@ def _attempt(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path,
     return attempt, verified
 
 
-def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path,
+def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, model: Path, bundle: Path,
            log: Path) -> tuple[Lowered | None, Attempt]:
     cell, opts, prep = p.cell, ctx.opts, ctx.prepared
     context = LowerContext(
@@ -161,11 +209,12 @@ def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path,
         cache_dir=str(ctx.work / "cache" / cell.target), log=str(log),
         options=target_options_for(opts, p.target))
     spec = LowerSpec(
-        target=cell.target, model=str(prep.model), precision=cell.precision,
+        target=cell.target, model=str(model), precision=cell.precision,
         profile=p.profile.source, out_dir=str(bundle),
         calib=str(prep.calib_file) if prep.calib_file else None,
         calib_kind=prep.calib.kind if prep.calib else None,
-        calib_source=prep.calib.source if prep.calib else None, context=asdict(context))
+        calib_source=prep.calib.source if prep.calib else None, context=asdict(context),
+        rewrites=list(strategy.rewrites))
     res = run_task(spec, ctx.work / "tmp" / cell.profile / cell.name, log, opts.timeout)
     cell.timings["lower_s"] = round(cell.timings.get("lower_s", 0) + res.seconds, 3)
     attempt = Attempt(strategy.name, "rejected", seconds=round(res.seconds, 3),
@@ -178,15 +227,17 @@ def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, bundle: Path,
     return lowered, attempt
 
 
-def _write_bundle_files(ctx: CellContext, p: PlannedCell, bundle: Path, lowered: Lowered,
-                        budget: AccuracyBudget) -> None:
+def _write_bundle_files(ctx: CellContext, p: PlannedCell, model: Path, bundle: Path,
+                        lowered: Lowered, budget: AccuracyBudget) -> None:
     cell, profile, target, prep = p.cell, p.profile, p.target, ctx.prepared
-    golden = prep.evaluation.head(GOLDEN_SAMPLES)
+    golden = prep.evaluation.only(t["name"] for t in lowered.inputs)
+    per_sample = max(1, sum(v[0].nbytes for v in golden.arrays.values()))
+    golden = golden.head(max(1, min(GOLDEN_SAMPLES, GOLDEN_BYTES // per_sample)))
     n = golden.samples
     version = target.runtime_version()
     manifest = {
         "source": {"file": prep.source["file"], "sha256": prep.source["sha256"],
-                   "prepared_sha256": sha256_file(prep.model)},
+                   "prepared_sha256": sha256_file(model)},
         "target": cell.target, "precision": cell.precision, "variant": cell.variant,
         "profile": {k: getattr(profile, k) for k in
                     ("name", "description", "arch", "cpu", "os", "python", "glibc")},
@@ -197,6 +248,7 @@ def _write_bundle_files(ctx: CellContext, p: PlannedCell, bundle: Path, lowered:
         "threads": ctx.opts.threads or profile.threads,
         "inputs": lowered.inputs, "outputs": lowered.outputs,
         "preprocessing": None,
+        "metadata": prep.source.get("metadata", {}),
         "selftest": {**tolerance(budget), "golden_samples": n},
         "notes": lowered.notes,
     }

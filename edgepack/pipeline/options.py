@@ -22,6 +22,7 @@ class BuildOptions:
     calib: Path | None = None
     eval: Path | None = None
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    fixed_inputs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # --fix-input
     output: Path = Path("dist")
     runs: int | None = None
     min_time: float | None = None

@@ -1,30 +1,33 @@
 """Prepare what every cell shares: the imported model, its data, the reference outputs and
-the simplified model. Everything the user gave is checked here (exit 2) before any cell runs.
+the prepared models. Everything the user gave is checked here (exit 2) before any cell runs.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from edgepack.artifact import ModelArtifact, sha256_file
 from edgepack.child import run_task
 from edgepack.data import Dataset, check_labels_fit, load_dataset, synthetic_dataset
 from edgepack.device import core
 from edgepack.errors import DataError, ModelError, ShapeError
-from edgepack.importers.onnx import import_onnx
+from edgepack.importers.onnx import fixed_input_arrays, import_onnx
 from edgepack.pipeline.options import BuildOptions
-from edgepack.tasks import ReferenceSpec, SimplifySpec
+from edgepack.stages import graph
+from edgepack.tasks import PrepareSpec, ReferenceSpec
 from edgepack.verify import CLASSIFIER_NAMES, class_rows
 
 CALIB_FRACTION = 0.25  # of --data held out for calibration when no --calib/--eval is given
 MIN_SPLIT_SAMPLES = 8  # below this, calibrate and evaluate on the same samples (said so)
 SPLIT_SEED = 0
-SIMPLIFY_FEEDS = 4
+PREPARE_FEEDS = 4
+MODELS = ("prepared", "standard", "minimal")  # the prepared files, in the order cells try them
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Prepared:
 
     source: dict  # the user's model file: name, path, sha256, format, inputs, outputs
     reference: ModelArtifact  # the imported model: the FP32 reference
-    model: Path  # the prepared (simplified) model every cell lowers
+    models: dict[str, Path]  # "prepared", "minimal" and maybe "standard" (see MODELS)
     evaluation: Dataset
     calib: Dataset | None
     eval_file: Path
@@ -41,6 +44,12 @@ class Prepared:
     reference_outputs: dict[str, list[np.ndarray]]  # per output, one array per eval sample
     stages: list[dict]
     data: dict  # the report's description of the data (kinds, sources, split, in-sample)
+    notes: list[str]  # what the report should say about the model (e.g. declared shapes)
+    branch_inputs: list[str]  # inputs that If conditions depend on (for hints)
+
+    @property
+    def model(self) -> Path:
+        return self.models["prepared"]
 
 
 Progress = Callable[[str], None]
@@ -53,7 +62,8 @@ def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
     progress("importing the model")
     reference = import_onnx(opts.model, stage / "models" / "reference.onnx", opts.input_shapes)
     _require_static(reference)
-    evaluation, calib, data = resolve_data(opts, reference, needs_calib)
+    fixed = fixed_input_arrays(list(reference.inputs), opts.fixed_inputs)
+    evaluation, calib, data = resolve_data(opts, reference, fixed, needs_calib)
     data_dir = work / "data"
     data_dir.mkdir(parents=True)
     eval_file = data_dir / "eval.npz"
@@ -68,15 +78,25 @@ def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
     tools_onnx = _version("onnx")
     stages = [{"stage": "import", "status": "ok", "tool": f"onnx {tools_onnx}",
                "sha256": reference.sha256}]
-    progress("simplifying")
-    simplified, record = simplify(reference, evaluation, work, stage, opts.timeout)
+    progress("preparing the graph")
+    models, record = prepare_graph(reference, evaluation, fixed, work, stage, opts.timeout)
     stages.append(record)
     source = {"file": opts.model.name, "path": str(opts.model),
               "sha256": sha256_file(opts.model), "format": "onnx",
               "inputs": [s.to_dict() for s in reference.inputs],
-              "outputs": [s.to_dict() for s in reference.outputs]}
-    return Prepared(source, reference, simplified, evaluation, calib, eval_file, calib_file,
-                    outputs, stages, data)
+              "outputs": [s.to_dict() for s in reference.outputs],
+              "metadata": _metadata(reference.path)}
+    model = onnx.load(str(reference.path), load_external_data=False)
+    return Prepared(source, reference, models, evaluation, calib, eval_file, calib_file,
+                    outputs, stages, data, shape_notes(reference, outputs),
+                    graph.branch_inputs(model))
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The model's metadata_props (e.g. class labels), carried into every bundle's manifest,
+    since not every runtime's file format keeps them."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def _version(package: str) -> str:
@@ -94,15 +114,21 @@ def _require_static(model: ModelArtifact) -> None:
                 f"--input-shape {spec.name}={flag} (N = the size to build for)")
 
 
-def resolve_data(opts: BuildOptions, model: ModelArtifact,
+def resolve_data(opts: BuildOptions, model: ModelArtifact, fixed: dict[str, np.ndarray],
                  needs_calib: bool) -> tuple[Dataset, Dataset | None, dict]:
     """Evaluation and calibration data, and a description of them for the report.
 
     With only ``--data`` and a cell that calibrates, the samples are split (seeded, recorded)
-    so that accuracy is never measured on the calibration samples without saying so.
+    so that accuracy is never measured on the calibration samples without saying so. Inputs
+    fixed with ``--fix-input`` hold their value in every sample (data files need not have
+    them).
     """
+    free = [s for s in model.inputs if s.name not in fixed]
+
     def load(path: Path | None, role: str) -> Dataset | None:
-        return load_dataset(path, model.inputs, role) if path else None
+        if not path:
+            return None
+        return load_dataset(path, free, role, ignore=tuple(fixed)).with_fixed(fixed)
 
     shared = load(opts.data, "--data")
     evaluation = load(opts.eval, "--eval")
@@ -113,15 +139,15 @@ def resolve_data(opts: BuildOptions, model: ModelArtifact,
             calib, evaluation, split = shared.split(CALIB_FRACTION, SPLIT_SEED)
         else:
             in_sample = True
-    evaluation = evaluation or shared or synthetic_dataset(model.inputs)
+    evaluation = evaluation or shared or synthetic_for(model, free, fixed, seed=0)
     calib = calib or shared
     if needs_calib and calib is None:
         if not opts.allow_synthetic_calibration:
             raise DataError(
                 "static int8 needs calibration data: pass --calib FILE.npz or --data FILE.npz "
                 "(random data gives meaningless scales; --allow-synthetic-calibration forces it)")
-        calib = synthetic_dataset(model.inputs, seed=1)
-    if calib is not None and not split and _same_samples(calib, evaluation):
+        calib = synthetic_for(model, free, fixed, seed=1)
+    if needs_calib and calib is not None and not split and _same_samples(calib, evaluation):
         in_sample = True
     if not needs_calib:
         calib = None
@@ -183,19 +209,69 @@ def _check_labels(outputs: dict[str, list[np.ndarray]], evaluation: Dataset) -> 
     check_labels_fit(labels, rows.shape[1], name, evaluation.source)
 
 
-def simplify(reference: ModelArtifact, evaluation: Dataset, work: Path, stage: Path,
-             timeout: float) -> tuple[Path, dict]:
-    """Simplify in a child process; a simplifier that crashes or changes the outputs only
-    leaves the reference in place (recorded with the reason)."""
-    dst = stage / "models" / "simplified.onnx"
-    feeds = work / "data" / "simplify_feeds.npz"
-    evaluation.head(SIMPLIFY_FEEDS).save(feeds)
-    res = run_task(SimplifySpec(str(reference.path), str(dst), str(feeds)),
-                   work / "tmp" / "simplify", stage / "logs" / "simplify.log", timeout)
+def synthetic_for(model: ModelArtifact, inputs: list, fixed: dict[str, np.ndarray],
+                  seed: int) -> Dataset:
+    """Synthetic data the model can run: integer inputs within what the graph indexes (an
+    embedding's rows; 0/1 for masks), recurrent states at zeros. An integer input whose valid
+    values the graph does not tell is refused (DataError naming --data and --fix-input)."""
+    proto = onnx.load(str(model.path), load_external_data=False)
+    ranges, zeros, said = {}, [], []
+    for spec in inputs:
+        kind = np.dtype(spec.dtype).kind
+        if kind in "iu":
+            found = graph.integer_input_range(proto, spec.name)
+            if found is None:
+                raise DataError(
+                    f"input '{spec.name}' ({spec.dtype}{spec.shape_str()}) is an integer whose "
+                    "valid values edgepack cannot tell from the graph, so it makes no synthetic "
+                    f"data for it; pass --data FILE.npz with real inputs, or fix it with "
+                    f"--fix-input {spec.name}=VALUE")
+            ranges[spec.name] = found
+            said.append(f"{spec.name} in {found[0]}..{found[1]}")
+        elif kind == "f" and graph.is_state_input(proto, spec.name):
+            zeros.append(spec.name)
+            said.append(f"{spec.name} zeros (a recurrent state)")
+    data = synthetic_dataset(inputs, seed=seed, ranges=ranges, zeros=zeros).with_fixed(fixed)
+    if said:
+        data = replace(data, source=f"{data.source[:-1]}; {', '.join(said)})")
+    return data
+
+
+def shape_notes(reference: ModelArtifact, outputs: dict[str, list[np.ndarray]]) -> list[str]:
+    """Outputs whose declared static shape differs from what the model really produces."""
+    notes = []
+    for spec in reference.outputs:
+        values = outputs.get(spec.name) or []
+        if not values or not spec.is_static:
+            continue
+        actual = tuple(values[0].shape)
+        if actual != tuple(spec.shape):
+            notes.append(f"output '{spec.name}' is declared {spec.shape_str()} but the model "
+                         f"produces {list(actual)}; edgepack uses what it produces")
+    return notes
+
+
+def prepare_graph(reference: ModelArtifact, evaluation: Dataset, fixed: dict[str, np.ndarray],
+                  work: Path, stage: Path, timeout: float) -> tuple[dict[str, Path], dict]:
+    """Prepare the graph in a child process (see stages/preparation.py). A preparation that
+    crashes only leaves the imported model (with its fixed inputs) in place, with the reason."""
+    folder = stage / "models"
+    paths = {name: folder / f"{name}.onnx" for name in MODELS}
+    feeds = work / "data" / "prepare_feeds.npz"
+    fixed_file = work / "data" / "fixed_inputs.npz"
+    evaluation.head(PREPARE_FEEDS).save(feeds)
+    np.savez(fixed_file, **fixed)
+    spec = PrepareSpec(str(reference.path), {k: str(v) for k, v in paths.items()}, str(feeds),
+                       str(fixed_file))
+    res = run_task(spec, work / "tmp" / "prepare", stage / "logs" / "prepare.log", timeout)
     record = {k: v for k, v in res.result.items() if k != "peak_rss_bytes"}
-    if not res.ok or not dst.is_file():
-        shutil.copyfile(reference.path, dst)
-        record = {"stage": "simplify", "status": "kept-original",
-                  "reason": res.reason or "the simplifier wrote no model"}
+    if not res.ok or not paths["minimal"].is_file():
+        if fixed:
+            raise ModelError(f"fixing inputs {', '.join(fixed)} failed: {res.reason}")
+        shutil.copyfile(reference.path, paths["minimal"])
+        record = {"stage": "prepare", "status": "kept-original",
+                  "reason": res.reason or "the preparation wrote no model"}
+    if not paths["prepared"].is_file():
+        shutil.copyfile(paths["minimal"], paths["prepared"])
     record["seconds"] = round(res.seconds, 3)
-    return dst, record
+    return {k: v for k, v in paths.items() if v.is_file()}, record

@@ -18,6 +18,7 @@ class Attempt:
     strategy: str
     outcome: str  # "accepted", "rejected" or "skipped"
     reason: str | None = None  # why it was rejected or skipped
+    model: str = "prepared"  # which prepared model it lowered: prepared, standard, minimal
     seconds: float | None = None  # lowering time
     peak_rss_bytes: int | None = None  # of the lowering process
     stats: dict = field(default_factory=dict)  # what the converter reported

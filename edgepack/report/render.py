@@ -117,7 +117,17 @@ def to_markdown(report: Report) -> str:
     lines += ["", "## Stages", ""]
     for stage in report.stages:
         detail = stage.get("tool") or stage.get("reason") or ""
+        if "size_before" in stage:
+            detail = (f"{stage['nodes_before']} → {stage['nodes_after']} nodes, "
+                      f"{stage['size_before'] / 1024:.1f} → {stage['size_after'] / 1024:.1f} KiB")
         lines.append(f"- **{stage['stage']}**: {stage.get('status', '')} {detail}".rstrip())
+        for step in stage.get("steps", []):
+            if step["status"] == "not needed":
+                continue
+            what = "; ".join(step.get("changes", [])[:3]) if step["status"] == "ok" else \
+                step.get("reason", "")
+            tool = f" ({step['tool']})" if step.get("tool") else ""
+            lines.append(f"  - {step['step']}{tool}: {step['status']} {what}".rstrip())
     failed = [c for c in report.cells if c.gates and not all(g["ok"] for g in c.gates)]
     if failed:
         lines += ["", "## Gates missed", ""]

@@ -1,22 +1,18 @@
-"""Simplify an ONNX model (onnxsim, onnxslim as fallback) and keep it only if it still agrees.
+"""Simplifiers (onnxsim, onnxsim folding only small constants, onnxslim) and the helpers that
+check a rewritten model against the original: running an ONNX file, comparing outputs.
 
-A simplifier that fails, or whose output differs from the original beyond tolerance on the
-sample inputs, is recorded and the original model is kept.
+The preparation stage (``stages/preparation.py``) tries the simplifiers in order, keeps the
+first whose result agrees with the original and does not bloat it, and records the others.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from edgepack.device.core import compare
-
-# the simplified model must match the original this closely on every output
-SIMPLIFY_MAX_REL_ERROR = 1e-4
 
 
 def _onnxsim(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -28,13 +24,24 @@ def _onnxsim(model: onnx.ModelProto) -> onnx.ModelProto:
     return simplified
 
 
+def _onnxsim_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxsim folding only small constants: keeps quantized weights quantized."""
+    import onnxsim
+
+    simplified, ok = onnxsim.simplify(model, tensor_size_threshold="64KB")
+    if not ok:
+        raise RuntimeError("onnxsim's own check failed")
+    return simplified
+
+
 def _onnxslim(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnxslim
 
     return onnxslim.slim(model)
 
 
-SIMPLIFIERS = {"onnxsim": _onnxsim, "onnxslim": _onnxslim}
+SIMPLIFIERS = {"onnxsim": _onnxsim, "onnxsim-small-constants": _onnxsim_small_constants,
+               "onnxslim": _onnxslim}
 
 
 def run_onnx(path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
@@ -65,37 +72,3 @@ def worst_difference(a: dict[str, list], b: dict[str, list]) -> dict:
                  "rel_error": max(worst["rel_error"], m["rel_error"]),
                  "cosine": min(worst["cosine"], m["cosine"]), "shape_ok": True}
     return worst
-
-
-def simplify_onnx(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> dict:
-    """Write a simplified copy of ``src`` to ``dst`` (or the original if none is acceptable).
-
-    Returns the stage record: tool used, node counts, the check's numbers, and for every
-    simplifier tried, why it was rejected.
-    """
-    original = onnx.load(str(src))
-    expected = run_onnx(src, feeds)
-    record = {"stage": "simplify", "nodes_before": len(original.graph.node), "attempts": []}
-    for name, simplify in SIMPLIFIERS.items():
-        tool = name
-        try:
-            tool = f"{name} {importlib.metadata.version(name)}"
-            model = simplify(onnx.load(str(src)))
-            onnx.checker.check_model(model)
-            onnx.save(model, str(dst))
-            diff = worst_difference(expected, run_onnx(dst, feeds))
-        except Exception as e:  # any simplifier failure keeps the original; it is recorded
-            record["attempts"].append({"tool": tool, "outcome": f"failed: {type(e).__name__}: "
-                                       f"{str(e).strip()[:200]}"})
-            continue
-        ok = diff["shape_ok"] and diff["rel_error"] <= SIMPLIFY_MAX_REL_ERROR
-        record["attempts"].append({"tool": tool, "outcome": "accepted" if ok else
-                                   f"rejected: output differs (relative error "
-                                   f"{diff['rel_error']:.3g})", **diff})
-        if ok:
-            return {**record, "status": "ok", "tool": tool, "nodes_after": len(model.graph.node),
-                    "check": diff}
-    shutil.copyfile(src, dst)
-    return {**record, "status": "kept-original", "tool": None,
-            "nodes_after": record["nodes_before"],
-            "reason": "; ".join(a["tool"] + ": " + a["outcome"] for a in record["attempts"])}

@@ -45,6 +45,9 @@ class Strategy:
 
     name: str
     unavailable: str | None = None
+    # graph rewrites (edgepack.stages.graph.REWRITES) applied to the model before this
+    # strategy lowers it; a strategy whose rewrites change nothing is not tried
+    rewrites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Target:
     precisions: tuple[str, ...] = PRECISIONS
     options: tuple[TargetOption, ...] = ()
     toolchains: tuple[Toolchain, ...] = ()
+    standard_ops_only: bool = True  # False: it also runs vendor-domain ops (com.microsoft...)
 
     def available(self) -> bool:
         try:

@@ -84,6 +84,11 @@ class OpenvinoTarget(Target):
         if precision == "fp32" and ctx.variant != DEVICE_DEFAULT:
             config["INFERENCE_PRECISION_HINT"] = "f32"
             notes.append(f"inference precision pinned to f32 (the device's default is {device})")
+        elif device == "f32":
+            # what the device runs anyway; pinned so that a bf16-capable build host measures
+            # the device's numbers, not its own
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+            notes.append(f"inference precision pinned to f32, {profile.name}'s default")
         else:
             notes.append(f"inference precision: the CPU plugin's default (on {profile.name}: "
                          f"{device})")

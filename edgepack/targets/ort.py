@@ -25,33 +25,53 @@ so = ort.SessionOptions()
 so.optimized_model_filepath = "model.ort"
 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 so.add_session_config_entry("session.save_model_format", "ORT")
-disabled = ["NchwcTransformer"] if sys.argv[1] == "arm" else None
+disabled = (["NchwcTransformer"] if sys.argv[1] == "arm" else []) + sys.argv[2:]
 ort.InferenceSession("model.onnx", so, providers=["CPUExecutionProvider"],
-                     disabled_optimizers=disabled)
+                     disabled_optimizers=disabled or None)
 create_config_from_models([pathlib.Path("model.ort")], pathlib.Path("required_operators.config"),
                           False)
 """
 
 
-def to_ort_format(onnx_path: Path, out_dir: Path, arch: str, timeout: float = 900.0) -> None:
-    """Convert to ``model.ort`` + ``required_operators.config`` (Fixed optimization style).
+MAX_GROWTH = 1.5  # an .ort this much bigger than its .onnx was constant-folded out of shape
+GROWTH_SLACK = 256 * 1024
+
+
+def to_ort_format(onnx_path: Path, out_dir: Path, arch: str, timeout: float = 900.0
+                  ) -> list[str]:
+    """Convert to ``model.ort`` + ``required_operators.config`` (Fixed optimization style);
+    returns notes.
 
     ``arch`` picks the optimizations: an x86 host would otherwise insert x86-only (NCHWc)
     kernels into a model meant for an ARM board. The conversion runs in a fresh interpreter
     with a minimal environment and no address randomization: ORT's serializer lays out the
     flatbuffer in hash-map order, seeded from addresses, so only then do identical models give
-    byte-identical files.
+    byte-identical files. When constant folding would make the file much bigger than the
+    ONNX model (it dequantizes pre-quantized weights), it is converted again without it.
     """
+    source = onnx_path.stat().st_size
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(onnx_path, Path(tmp) / "model.onnx")
-        done = procs.run([sys.executable, "-I", "-c", _CONVERT,
-                          "arm" if arch == "aarch64" else "amd64"],
-                         what="the .ort conversion", timeout=timeout, cwd=Path(tmp),
-                         env={"LC_ALL": "C"}, capture=True, no_aslr=True)
-        if not done.ok:
-            raise RuntimeError(f"{done.reason}: {done.last_line() or 'no output'}")
+        _convert(Path(tmp), arch, [], timeout)
+        notes = []
+        folded = (Path(tmp) / "model.ort").stat().st_size
+        if folded > source * MAX_GROWTH + GROWTH_SLACK:
+            _convert(Path(tmp), arch, ["ConstantFolding"], timeout)
+            notes.append(f"converted without constant folding: with it the .ort grew to "
+                         f"{folded / 2**20:.1f} MiB from a {source / 2**20:.1f} MiB model "
+                         "(it dequantizes pre-quantized weights)")
         for name in ("model.ort", "required_operators.config"):
             shutil.copyfile(Path(tmp) / name, out_dir / name)
+    return notes
+
+
+def _convert(folder: Path, arch: str, disabled: list[str], timeout: float) -> None:
+    done = procs.run([sys.executable, "-I", "-c", _CONVERT,
+                      "arm" if arch == "aarch64" else "amd64", *disabled],
+                     what="the .ort conversion", timeout=timeout, cwd=folder,
+                     env={"LC_ALL": "C"}, capture=True, no_aslr=True)
+    if not done.ok:
+        raise RuntimeError(f"{done.reason}: {done.last_line() or 'no output'}")
 
 
 class OrtTarget(Target):
@@ -61,6 +81,7 @@ class OrtTarget(Target):
     extra = "ort"
     runtime = "onnxruntime"
     backend = "edgepack.device.backends.ort"
+    standard_ops_only = False  # ONNX Runtime runs its com.microsoft ops
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
@@ -82,7 +103,7 @@ class OrtTarget(Target):
                                                       ctx.calibration_method)
             else:
                 raise ValueError(precision)
-            to_ort_format(staged, out_dir, profile.arch, ctx.timeout)
+            notes += to_ort_format(staged, out_dir, profile.arch, ctx.timeout)
             inputs, outputs = io_specs(staged)
         notes.append(f"optimized for {'arm' if profile.arch == 'aarch64' else 'amd64'} "
                      "(Fixed optimization style)")

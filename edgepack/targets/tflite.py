@@ -73,11 +73,16 @@ class TfliteTarget(Target):
                 why = (f"not installed ({INSTALL_HINT})" if chain.find_python() else
                        f"needs Python >= {lo[0]}.{lo[1]}, none found")
             out.append(Strategy(strategy_name(chain), why))
+        # recurrent ops are where the converters go wrong most: the same converters on the
+        # unrolled equations (tried only for models that have LSTM/GRU/RNN nodes)
+        out += [Strategy(f"{s.name} +unroll-rnn", s.unavailable, ("unroll-rnn",))
+                for s in list(out)]
         return out
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
-        chain = next(c for c in self.toolchains if strategy_name(c) == ctx.strategy)
+        chain = next(c for c in self.toolchains
+                     if ctx.strategy.split(" +")[0] == strategy_name(c))
         int8_io = bool(ctx.options.get("int8_io"))
         quant = precision in ("int8", "int8-dynamic")
         if precision == "int8" and calib is None:
@@ -113,7 +118,9 @@ def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
     its outcome (a failed run's reason is reported again, never silently reused)."""
     import onnx
 
-    key = f"{chain.name}-{'quant' if quant else 'float'}"
+    from edgepack.artifact import sha256_file
+
+    key = f"{chain.name}-{'quant' if quant else 'float'}-{sha256_file(model)[:16]}"
     cache = Path(ctx.cache_dir or tempfile.mkdtemp()) / key
     outcome = cache / "outcome.json"
     if outcome.is_file():
@@ -142,14 +149,33 @@ def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
     elif quant:
         cmd.append("-odrqt")
     done = procs.run(cmd, what=strategy_name(chain), timeout=ctx.timeout, cwd=cache,
-                     env=chain.env(), log=Path(ctx.log) if ctx.log else cache / "onnx2tf.log")
+                     env=chain.env(), log=Path(ctx.log) if ctx.log else cache / "onnx2tf.log",
+                     capture=True)
     # includes the lowering process's RSS at fork as a floor; the converter's is far above it
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     stats = {"converter": strategy_name(chain), "convert_seconds": round(done.seconds, 2),
              "converter_exit_code": done.returncode, "converter_peak_rss_bytes": peak,
-             "reason": done.reason}
+             "reason": _failure(done.output) or done.reason}
     outcome.write_text(json.dumps(stats))
     return cache / "out", {**stats, "cached": False}
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failure(log: str) -> str | None:
+    """The ONNX op onnx2tf failed on, and its error line, from its log (None if none)."""
+    lines = [ANSI.sub("", ln) for ln in log.splitlines()]
+    errors = [i for i, ln in enumerate(lines) if ln.startswith("ERROR:")]
+    if not errors:
+        return None
+    first = errors[0]
+    op = next((ln for ln in reversed(lines[:first]) if "onnx_op_type:" in ln), "")
+    match = re.search(r"onnx_op_type:\s*(\S+)\s+onnx_op_name:\s*(\S*)", op)
+    error = next((ln.strip() for ln in lines[first:] if re.match(r"^\w*(Error|Exception)\b",
+                                                                 ln.strip())), "")
+    where = f"at {match.group(1)} node '{match.group(2)}'" if match else "during conversion"
+    return f"onnx2tf failed {where}" + (f": {error[:200]}" if error else "")
 
 
 def _safe(name: str) -> str:
@@ -163,12 +189,16 @@ def _norm(name: str) -> str:
 
 def _perm(onnx_shape: list, runtime_shape: list) -> list[int] | None:
     """The transpose taking the ONNX layout to the runtime's, None if they are the same."""
-    if list(onnx_shape) == list(runtime_shape):
+    def same(a: list, b: list) -> bool:  # a symbolic dim matches any size
+        return len(a) == len(b) and all(not isinstance(x, int) or x == y
+                                        for x, y in zip(a, b, strict=True))
+
+    if same(list(onnx_shape), list(runtime_shape)):
         return None
     rank = len(onnx_shape)
     if rank >= 3:
         perm = [0, *range(2, rank), 1]  # channels last
-        if [onnx_shape[i] for i in perm] == list(runtime_shape):
+        if same([onnx_shape[i] for i in perm], list(runtime_shape)):
             return perm
     return []  # no known mapping
 

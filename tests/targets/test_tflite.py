@@ -87,7 +87,7 @@ def test_wrong_tflite_is_rejected_by_verification(tmp_path):
                 env=fake_env())
     assert r.returncode == 1, r.stderr
     cell = _cells(_report(out, "mobilenet_digits"))["rpi4/wrongtflite-fp32"]
-    assert cell["status"] == "failed" and "strategies rejected" in cell["reason"]
+    assert cell["status"] == "failed" and "attempts rejected" in cell["reason"]
     produced = [a for a in cell["attempts"] if "accuracy" in a]
     assert produced, cell["attempts"]  # the converter did write files (exit code 0) ...
     for attempt in produced:  # ... and verification rejected each one, with its numbers

@@ -18,20 +18,33 @@ class Backend:
 
     def load(self) -> dict:
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert import interpreter as lite
             name, module = "ai-edge-litert", "ai_edge_litert"
         except ImportError:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime import interpreter as lite
             name, module = "tflite-runtime", "tflite_runtime"
-        self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
-        self.interpreter.allocate_tensors()
+        delegate = "XNNPack (default)"
+        try:
+            self.interpreter = lite.Interpreter(model_path=str(self.model_path),
+                                                num_threads=self.threads)
+            self.interpreter.allocate_tensors()
+        except RuntimeError as e:
+            if "XNNPack" not in str(e):
+                raise
+            # the default delegate cannot prepare some graphs; the builtin kernels can
+            self.interpreter = lite.Interpreter(
+                model_path=str(self.model_path), num_threads=self.threads,
+                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            self.interpreter.allocate_tensors()
+            delegate = "none: XNNPack could not prepare this model, builtin kernels run it"
         io = self.options["io"]
         ins = {d["name"]: d["index"] for d in self.interpreter.get_input_details()}
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         self.inputs = [(t, ins[t["runtime_name"]]) for t in io["inputs"]]
         self.outputs = [(t, outs[t["runtime_name"]]) for t in io["outputs"]]
         version = getattr(__import__(module), "__version__", "?")
-        return {"runtime": name, "version": version, "threads": self.threads}
+        return {"runtime": name, "version": version, "threads": self.threads,
+                "delegate": delegate}
 
     def run(self, feeds: dict) -> dict:
         it = self.interpreter
@@ -44,7 +57,7 @@ class Backend:
             if q:
                 info = np.iinfo(dtype)
                 arr = np.clip(np.round(arr / q["scale"] + q["zero_point"]), info.min, info.max)
-            it.set_tensor(index, np.ascontiguousarray(arr, dtype=dtype))
+            it.set_tensor(index, np.asarray(arr, dtype=dtype, order="C"))  # keeps 0-d
         it.invoke()
         result = {}
         for t, index in self.outputs:
