@@ -9,8 +9,9 @@ STAMP = $(VENV)/.edgepack-installed
 $(STAMP): pyproject.toml $(wildcard edgepack/toolchains/*.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite,minilm]'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,tflite,torch,minilm]'
 	$(BIN)/edgepack toolchain install tflite
+	$(BIN)/edgepack toolchain install tensorflow
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -34,6 +34,10 @@ class AccuracyBudget:
     min_top1_agreement: float
 
 
+# the speed gate: fp32 p50 / this precision's p50 must reach this (None: not compared)
+DEFAULT_MIN_SPEEDUP: dict[str, float | None] = {
+    "fp32": None, "fp16": 0.0, "int8-dynamic": 1.0, "int8": 1.0}
+
 DEFAULT_BUDGETS: dict[str, AccuracyBudget] = {
     "fp32": AccuracyBudget(0.9999, 1e-3, 0.0, 0.999),
     "fp16": AccuracyBudget(0.999, 0.02, 0.5, 0.99),
@@ -59,10 +63,17 @@ class DeviceProfile:
     runtimes: tuple[str, ...]
     default_precisions: tuple[str, ...]
     budgets: dict[str, AccuracyBudget] = field(default_factory=dict)
+    speedups: dict[str, float] = field(default_factory=dict)  # [speed.<precision>]
     source: str = ""  # where it was loaded from
 
     def budget(self, precision: str) -> AccuracyBudget:
         return self.budgets.get(precision, DEFAULT_BUDGETS[precision])
+
+    def min_speedup(self, precision: str) -> float | None:
+        """The speed gate of ``precision`` against fp32 (None for fp32 itself)."""
+        if precision == "fp32":
+            return None
+        return self.speedups.get(precision, DEFAULT_MIN_SPEEDUP[precision])
 
     def glibc_at_least(self, version: str) -> bool:
         def as_tuple(v: str) -> tuple[int, ...]:
@@ -71,10 +82,12 @@ class DeviceProfile:
         return as_tuple(self.glibc) >= as_tuple(version)
 
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "budgets"}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("budgets", "speedups")}
         out["runtimes"] = list(self.runtimes)
         out["default_precisions"] = list(self.default_precisions)
         out["budgets"] = {p: vars(self.budget(p)) for p in PRECISIONS}
+        out["min_speedup"] = {p: self.min_speedup(p) for p in PRECISIONS}
         return out
 
 
@@ -129,10 +142,10 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
 
 def _parse(data: dict, source: str) -> DeviceProfile:
     where = f"profile {source}"
-    unknown = sorted(set(data) - set(_REQUIRED) - {"accuracy"})
+    unknown = sorted(set(data) - set(_REQUIRED) - {"accuracy", "speed"})
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; known: "
-                           f"{', '.join([*_REQUIRED, 'accuracy'])}")
+                           f"{', '.join([*_REQUIRED, 'accuracy', 'speed'])}")
     for key, typ in _REQUIRED.items():
         if key not in data:
             raise ProfileError(f"{where}: missing required key '{key}'")
@@ -144,13 +157,33 @@ def _parse(data: dict, source: str) -> DeviceProfile:
     for key in ("python", "glibc"):
         settings.check_version(data[key], f"{where}: '{key}'", ProfileError)
     for item in data["default_precisions"]:
+        if item == settings.AUTO:
+            raise ProfileError(f"{where}: 'default_precisions' cannot hold 'auto' (a build "
+                               "option); list the precisions")
         settings.check("precision", item, f"{where}: 'default_precisions'", ProfileError)
     _check_runtimes(data["runtimes"], where)
     values = {k: data[k] for k in _REQUIRED}
     values["runtimes"] = tuple(data["runtimes"])
     values["default_precisions"] = tuple(data["default_precisions"])
     return DeviceProfile(**values, budgets=_parse_budgets(data.get("accuracy", {}), where),
-                         source=source)
+                         speedups=_parse_speed(data.get("speed", {}), where), source=source)
+
+
+def _parse_speed(table: dict, where: str) -> dict[str, float]:
+    speedups = {}
+    if not isinstance(table, dict):
+        raise ProfileError(f"{where}: 'speed' must be a table of [speed.<precision>]")
+    for precision, values in table.items():
+        if precision not in PRECISIONS or precision == "fp32":
+            raise ProfileError(f"{where}: [speed.{precision}] is not a precision compared with "
+                               f"fp32; use one of {', '.join(PRECISIONS[1:])}")
+        if not isinstance(values, dict) or set(values) - {"min_speedup"}:
+            raise ProfileError(f"{where}: [speed.{precision}] takes only min_speedup")
+        if "min_speedup" in values:
+            speedups[precision] = settings.check(
+                "min_speedup", values["min_speedup"],
+                f"{where}: speed.{precision}.min_speedup", ProfileError)
+    return speedups
 
 
 def _check_runtimes(runtimes: list, where: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from edgepack.errors import EdgepackError, UsageError
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+AUTO = "auto"  # --precision auto: every precision, the fastest within budget chosen
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -110,10 +111,15 @@ SETTINGS: dict[str, Number | Choice] = {s.key: s for s in (
     Number("min_top1_agreement", float, 0, 1,
            "fraction of samples whose top-1 class (or integer output) matches the reference",
            profile_key="accuracy.<precision>.min_top1_agreement"),
+    Number("min_speedup", float, 0, 100,
+           "fp32 p50 over this precision's p50 (same profile and target, timed interleaved); "
+           "0 reports the speedup without gating", "×", flag="--min-speedup",
+           profile_key="speed.<precision>.min_speedup"),
     Number("cores", int, 1, 1024, "CPU cores of the device", profile_key="cores"),
     Number("memory_mb", int, 16, 16 * 2**20, "memory of the device", "MiB",
            profile_key="memory_mb"),
-    Choice("precision", PRECISIONS, "number formats to build", flag="--precision",
+    Choice("precision", (*PRECISIONS, AUTO), "number formats to build; auto builds every "
+           "one and marks the fastest within budget", flag="--precision",
            profile_key="default_precisions"),
     Choice("calibration", CALIBRATION_METHODS, "static int8 calibration method",
            flag="--calibration"),

@@ -63,6 +63,21 @@ class EvaluateSpec:
 
 
 @dataclass(frozen=True)
+class ImportSpec:
+    """One importer action (describe, export, run) on a source model, in a child process."""
+
+    task: ClassVar[str] = "import_model"
+    action: str  # "describe", "export" or "run"
+    source: dict  # importers.base.Source as a dict
+    workdir: str
+    inputs: list = field(default_factory=list)  # TensorSpec dicts (static)
+    outputs: list = field(default_factory=list)
+    dst: str | None = None  # export: the ONNX file; run: the outputs .npz
+    data: str | None = None  # run: the exchange .npz of samples
+    timeout: float = 900.0
+
+
+@dataclass(frozen=True)
 class BenchSpec:
     task: ClassVar[str] = "bench"
     bundle: str
@@ -150,6 +165,30 @@ def evaluate(spec: EvaluateSpec) -> dict:
     return {"runtime": info}
 
 
+def import_model(spec: ImportSpec) -> dict:
+    from edgepack.artifact import TensorSpec
+    from edgepack.importers import get_importer
+    from edgepack.importers.base import Source
+
+    source = Source.from_dict(spec.source)
+    importer = get_importer(source.format)
+    workdir = Path(spec.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    inputs = [TensorSpec.from_dict(d) for d in spec.inputs]
+    if spec.action == "describe":
+        io = importer.describe(source, workdir, spec.timeout)
+        return {"inputs": [{"name": s.name, "dtype": s.dtype,
+                            "shape": None if s.shape is None else list(s.shape)}
+                           for s in io.inputs],
+                "outputs": io.outputs, "layout": io.layout, "notes": io.notes,
+                "quantized": io.quantized}
+    if spec.action == "export":
+        return importer.export(source, inputs, spec.outputs, Path(spec.dst), workdir,
+                               spec.timeout)
+    return importer.run(source, inputs, spec.outputs, Path(spec.data), Path(spec.dst),
+                        workdir, spec.timeout)
+
+
 def bench(spec: BenchSpec) -> dict:
     """Time the bundle on its golden input in this fresh process (only its runtime loaded)."""
     return core.bench_bundle(Path(spec.bundle), spec.runs, spec.min_time, spec.warmup,
@@ -158,4 +197,4 @@ def bench(spec: BenchSpec) -> dict:
 
 TASKS = {spec.task: (spec, body) for spec, body in (
     (ReferenceSpec, reference), (PrepareSpec, prepare), (LowerSpec, lower),
-    (EvaluateSpec, evaluate), (BenchSpec, bench))}
+    (EvaluateSpec, evaluate), (BenchSpec, bench), (ImportSpec, import_model))}

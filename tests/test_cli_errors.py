@@ -91,7 +91,11 @@ def test_unsupported_format(cli, tmp_path):
     pt = tmp_path / "model.pt"
     pt.write_bytes(b"\x80\x02")
     out = tmp_path / "dist"
-    _assert_clean_error(cli("build", pt, "-o", out), "export the model to ONNX", out)
+    _assert_clean_error(cli("build", pt, "-o", out), "is not a PyTorch file", out)
+    other = tmp_path / "model.caffemodel"
+    other.write_bytes(b"\x00")
+    _assert_clean_error(cli("build", other, "-o", out), "unknown model format '.caffemodel'",
+                        out)
 
 
 def test_debug_shows_traceback(cli, tmp_path):

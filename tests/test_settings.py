@@ -99,8 +99,9 @@ def test_random_out_of_range_profile_values(capsys, tmp_path, model, setting):
         if isinstance(value, float) and math.isnan(value):
             toml_value = "nan"
         key = setting.profile_key
-        if key.startswith("accuracy."):
-            text = src + f"\n[accuracy.int8]\n{key.rsplit('.', 1)[1]} = {toml_value}\n"
+        if key.startswith(("accuracy.", "speed.")):
+            table = key.split(".")[0]
+            text = src + f"\n[{table}.int8]\n{key.rsplit('.', 1)[1]} = {toml_value}\n"
         else:
             lines = [ln for ln in src.splitlines() if not ln.startswith(f"{key} =")]
             text = "\n".join([f"{key} = {toml_value}", *lines]) + "\n"

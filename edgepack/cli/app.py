@@ -58,9 +58,9 @@ def _root(
 
 
 def _register() -> None:
-    from edgepack.cli import bench, build, inspect, profiles, toolchain, verify
+    from edgepack.cli import bench, build, debug_accuracy, inspect, profiles, toolchain, verify
 
-    for module in (build, inspect, verify, bench):
+    for module in (build, inspect, verify, bench, debug_accuracy):
         command = module.make_command() if hasattr(module, "make_command") else module.command
         app.command(module.NAME, help=command.__doc__)(command)
     app.add_typer(profiles.app, name="profiles")

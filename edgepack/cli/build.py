@@ -12,7 +12,9 @@ NAME = "build"
 
 
 def _core_options(
-    model: Annotated[Path, typer.Argument(help="The model file (.onnx).")],
+    model: Annotated[Path, typer.Argument(
+        help="The model: .onnx, .tflite, .keras/.h5, a SavedModel folder, a TorchScript .pt, "
+        "an ExportedProgram .pt2, or a PyTorch entry point file.py:make_model.")],
     profile: Annotated[list[str] | None, typer.Option(
         "--profile", "-p", help="Device profile name or TOML path; repeatable or comma-separated "
         "(default: the host's kind, x86-64 or generic-arm64).")] = None,
@@ -29,6 +31,12 @@ def _core_options(
         "--eval", help="Evaluation data (overrides --data).")] = None,
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", help="Fix a dynamic input: NAME=1,3,224,224 (repeatable).")] = None,
+    weights: Annotated[Path | None, typer.Option(
+        help="PyTorch entry point: a state dict to load (weights_only=True).")] = None,
+    trust_pickle: Annotated[bool, typer.Option(
+        "--trust-pickle", help="Load a pickled PyTorch model (torch.load without "
+        "weights_only): this RUNS ARBITRARY CODE from the file; only for files you trust.")
+    ] = False,
     fix_input: Annotated[list[str] | None, typer.Option(
         "--fix-input", help="Freeze an input to a constant, NAME=VALUE[,VALUE...] (repeatable): "
         "it leaves the bundles, and control flow on it folds away.")] = None,
@@ -43,6 +51,9 @@ def _core_options(
         help="Max top-1 drop vs the reference, in points (overrides the profile).")] = None,
     min_cosine: Annotated[float | None, typer.Option(
         help="Min cosine similarity per output (overrides the profile).")] = None,
+    min_speedup: Annotated[float | None, typer.Option(
+        help="Min speedup of fp16/int8 cells over fp32, same profile and target (overrides "
+        "the profile; 0 reports it without gating).")] = None,
     calibration: Annotated[str, typer.Option(
         help="Static int8 calibration: minmax, entropy or percentile.")] = "minmax",
     allow_synthetic_calibration: Annotated[bool, typer.Option(
@@ -114,8 +125,10 @@ def run(v: dict, target_values: dict) -> None:
         data=v["data"], calib=v["calib"], eval=v["eval_"],
         input_shapes=parse_input_shapes(v["input_shape"]),
         fixed_inputs=parse_fixed_inputs(v["fix_input"]), output=v["output"],
+        weights=v["weights"], trust_pickle=v["trust_pickle"],
         runs=v["runs"], min_time=v["min_time"], warmup=v["warmup"], threads=v["threads"],
         max_accuracy_drop=v["max_accuracy_drop"], min_cosine=v["min_cosine"],
+        min_speedup=v["min_speedup"],
         calibration_method=v["calibration"],
         allow_synthetic_calibration=v["allow_synthetic_calibration"], timeout=v["timeout"],
         target_options={k: val for k, val in target_values.items() if val not in (None, False)},

@@ -7,8 +7,8 @@ import sys
 from rich.console import Console
 
 # progress and tables go to stderr (wide enough for the table in CI logs); --json to stdout
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-stdout = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+stdout = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def split_list(values: list[str] | None) -> tuple[str, ...] | None:

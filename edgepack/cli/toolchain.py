@@ -15,12 +15,12 @@ def list_() -> None:
     """Show each converter environment: installed or not, its versions, path and size."""
     from rich.table import Table
 
-    from edgepack.targets import all_targets
+    from edgepack.targets import toolchain_groups
     from edgepack.toolchains import disk_usage
 
-    table = Table("target", "toolchain", "status", "python", "pins", "size", "path")
-    for target in all_targets():
-        for chain in target.toolchains:
+    table = Table("for", "toolchain", "status", "python", "pins", "size", "path")
+    for group, chains in toolchain_groups().items():
+        for chain in chains:
             lo, hi = chain.python
             if chain.installed():
                 status, size = "installed", f"{disk_usage(chain.path) / 2**30:.1f} GiB"
@@ -29,7 +29,7 @@ def list_() -> None:
                 status = "not installed" if python else "unavailable: no suitable Python"
                 size = f"~{chain.size}"
             pins = ", ".join(f"{p} {chain.version(p)}" for p in chain.shown if chain.version(p))
-            table.add_row(target.name, chain.name, status, f"{lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}",
+            table.add_row(group, chain.name, status, f"{lo[0]}.{lo[1]}-{hi[0]}.{hi[1]}",
                           pins, size, str(chain.path))
     stdout.print(table)
 
@@ -37,7 +37,8 @@ def list_() -> None:
 @app.command("install")
 def install(
     name: Annotated[str, typer.Argument(
-        help="A target, or one toolchain by name (see: edgepack toolchain list).")],
+        help="A target or an importer's framework (e.g. tensorflow), or one toolchain by "
+        "name (see: edgepack toolchain list).")],
     force: Annotated[bool, typer.Option(help="Re-install even if present.")] = False,
 ) -> None:
     """Create the pinned converter environment(s) for NAME in edgepack's cache."""

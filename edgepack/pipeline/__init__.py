@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgepack import __version__
-from edgepack.importers import detect_format
+from edgepack.importers import parse_model
 from edgepack.pipeline.cells import CellContext, build_cell, build_record
 from edgepack.pipeline.options import BuildOptions, nearest_existing, validate
 from edgepack.pipeline.plan import PlannedCell, plan
@@ -41,15 +41,15 @@ class BuildResult:
     @property
     def ok(self) -> bool:
         """This build's verdict: no cell failed and at least one was built."""
-        return all(c.status != "failed" and not (c.requested and c.status == "skipped")
-                   for c in self.built) and any(c.status == "ok" for c in self.built)
+        return not any(c.fails_build for c in self.built) and any(
+            c.status == "ok" for c in self.built)
 
 
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     """Run a build. EdgepackError (exit 2) for bad input, before any output is written."""
     say = progress or (lambda message, cell, done, total: None)
     validate(opts)
-    detect_format(opts.model)
+    parse_model(opts.model, opts.weights, opts.trust_pickle)
     planned = plan(opts)
     out_root = opts.output.absolute()
     scratch = nearest_existing(out_root.parent)
@@ -71,11 +71,39 @@ def _build_cells(opts: BuildOptions, prepared: Prepared, planned: list[PlannedCe
                  runnable: list[PlannedCell], work: Path, stage: Path,
                  say: Progress) -> list[Cell]:
     ctx = CellContext(opts, prepared, work, stage, build_record())
+    baselines: dict[tuple[str, str], Path] = {}  # (profile, target) -> its fp32 bundle
     for done, p in enumerate(runnable):
         say(f"building {p.cell.key}", p.cell, done, len(runnable))
-        build_cell(ctx, p)
+        key = (p.cell.profile, p.cell.target)
+        cell = build_cell(ctx, p, baselines.get(key))
+        if cell.precision == "fp32" and not cell.variant and cell.status == "ok":
+            baselines[key] = stage / cell.bundle
         say(f"{p.cell.key}: {p.cell.status}", p.cell, done + 1, len(runnable))
+    choose_auto([p.cell for p in planned])
     return [p.cell for p in planned]
+
+
+def choose_auto(cells: list[Cell]) -> None:
+    """For --precision auto: per profile and target, mark the fastest ok cell (speedup over
+    fp32, timed interleaved; fp32 itself is 1.0) and say why it won."""
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for cell in cells:
+        if cell.auto and not cell.variant:
+            groups.setdefault((cell.profile, cell.target), []).append(cell)
+    for group in groups.values():
+        def speedup(c: Cell) -> float:
+            return 1.0 if c.precision == "fp32" else (c.speed or {}).get("speedup") or 0.0
+
+        ok = [c for c in group if c.status == "ok"]
+        if not ok:
+            continue
+        best = max(ok, key=speedup)
+        others = "; ".join(f"{c.precision} {speedup(c):.2f}×" if c.status == "ok" else
+                           f"{c.precision} {c.status}" for c in group if c is not best)
+        best.chosen = (f"fastest within budget: {speedup(best):.2f}× fp32's speed "
+                       f"(others: {others})")
+        for cell in group:
+            cell.optional = cell is not best
 
 
 def new_report(opts: BuildOptions, prepared: Prepared) -> Report:

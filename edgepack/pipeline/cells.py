@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from edgepack.artifact import sha256_file
 from edgepack.bundle import check_bundle, write_archive, write_bundle
 from edgepack.child import run_task
@@ -52,9 +54,12 @@ class Verified:
     reason: str | None
 
 
-def budget_for(opts: BuildOptions, profile: DeviceProfile, cell: Cell) -> AccuracyBudget:
-    # a variant run at the device's default (16-bit) inference precision gets the fp16 budget
-    budget = profile.budget("fp16" if cell.variant else cell.precision)
+def budget_for(opts: BuildOptions, profile: DeviceProfile, cell: Cell,
+               source_quantized: bool = False) -> AccuracyBudget:
+    # a variant run at the device's default (16-bit) inference precision gets the fp16 budget;
+    # a model that is already int8 gets the int8 budget at any precision
+    precision = "fp16" if cell.variant else cell.precision
+    budget = profile.budget("int8" if source_quantized else precision)
     if opts.max_accuracy_drop is not None:
         budget = replace(budget, max_top1_drop=opts.max_accuracy_drop)
     if opts.min_cosine is not None:
@@ -62,17 +67,28 @@ def budget_for(opts: BuildOptions, profile: DeviceProfile, cell: Cell) -> Accura
     return budget
 
 
-def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
-    """Fill ``p.cell`` with the outcome; never raises for a converter's or runtime's faults."""
+def speed_gate(opts: BuildOptions, profile: DeviceProfile, cell: Cell) -> float | None:
+    """The speedup over fp32 this cell must reach (0: reported only; None: not compared)."""
+    if cell.precision == "fp32":
+        return 0.0 if cell.variant else None  # a device-default variant: reported only
+    if opts.min_speedup is not None:
+        return opts.min_speedup
+    return profile.min_speedup(cell.precision)
+
+
+def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -> Cell:
+    """Fill ``p.cell`` with the outcome; never raises for a converter's or runtime's faults.
+    ``baseline`` is the fp32 bundle of the same profile and target, to time against."""
     cell = p.cell
     rel = Path(cell.profile) / cell.name
     bundle = ctx.stage / rel
     log = ctx.stage / "logs" / f"{cell.profile}-{cell.name}.log"
     cell.log, cell.build = str(Path("logs") / log.name), dict(ctx.build)
-    budget = budget_for(ctx.opts, p.profile, cell)
-    accepted, last = None, None
-    tries = [(label, model, s) for label, model in model_variants(ctx.prepared, p.target)
-             for s in p.strategies]
+    budget = budget_for(ctx.opts, p.profile, cell, ctx.prepared.quantized)
+    accepted, last, planned_notes = None, None, list(cell.notes)
+    tries = native_tries(ctx, p) + [
+        (label, model, s) for label, model in model_variants(ctx.prepared, p.target)
+        for s in p.strategies if not s.source_formats]
     for label, model, strategy in tries:
         if strategy.rewrites and not rewrites_apply(model, strategy.rewrites):
             continue  # nothing for this strategy's rewrites to change: not a new attempt
@@ -83,6 +99,8 @@ def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
             continue
         attempt, verified = _attempt(ctx, p, strategy, model, bundle, log, budget)
         attempt.model = label
+        if verified is not None and verified.passed:
+            verified = _check_speed(ctx, p, baseline, bundle, log, attempt, verified)
         cell.attempts.append(attempt)
         last = verified or last
         if verified is not None and verified.passed:
@@ -91,7 +109,7 @@ def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
         attempt.kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts), strategy, label)
     if last is not None:
         cell.accuracy, cell.gates = last.accuracy, last.gates
-        cell.runtime, cell.notes = last.runtime, list(last.lowered.notes)
+        cell.runtime, cell.notes = last.runtime, [*planned_notes, *last.lowered.notes]
     if accepted is None:
         return _failed(ctx, cell, log)
     bench = _bench(ctx, p, bundle, log)
@@ -102,6 +120,7 @@ def build_cell(ctx: CellContext, p: PlannedCell) -> Cell:
         cell.status, cell.reason = "failed", bench
         return _failed(ctx, cell, log)
     cell.latency, cell.memory = bench["latency"], bench["memory"]
+    cell.speed = cell.attempts[-1].speed
     cell.runtime = {**(cell.runtime or {}), "bench": bench["runtime"]}
     cell.size = sum((bundle / f).stat().st_size for f in accepted.lowered.files)
     cell.archive_sha256 = write_archive(bundle, bundle.with_name(bundle.name + ".tar.gz"))
@@ -142,6 +161,26 @@ def _hint(ctx: CellContext, cell: Cell) -> str | None:
         return (f"the model branches on input(s) {', '.join(branching)}: {flags} freezes them "
                 "so that the branches fold away")
     return None
+
+
+def native_tries(ctx: CellContext, p: PlannedCell) -> list[tuple[str, Path, Strategy]]:
+    """The strategies that read the user's source model directly, for its format (not when
+    inputs are fixed: only the prepared ONNX graph has them folded)."""
+    imported = ctx.prepared.imported
+    if imported is None or ctx.opts.fixed_inputs:
+        return []
+    return [("source", ctx.prepared.model, s) for s in p.strategies
+            if imported.source.format in s.source_formats]
+
+
+def source_context(prepared: Prepared) -> dict:
+    """What native strategies get: the source, its static I/O, files converters can read."""
+    imported = prepared.imported
+    if imported is None:
+        return {}
+    native = {k: v for k, v in imported.record.items() if k in ("saved_model",)}
+    return {**imported.source.to_dict(), "inputs": [s.to_dict() for s in imported.inputs],
+            "outputs": imported.outputs, "native": native}
 
 
 def rewrites_apply(model: Path, rewrites: tuple[str, ...]) -> bool:
@@ -207,7 +246,9 @@ def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, model: Path, bu
         strategy=strategy.name, variant=cell.variant,
         calibration_method=opts.calibration_method, timeout=opts.timeout,
         cache_dir=str(ctx.work / "cache" / cell.target), log=str(log),
-        options=target_options_for(opts, p.target))
+        options=target_options_for(opts, p.target),
+        tolerance=tolerance(budget_for(opts, p.profile, cell, prep.quantized)),
+        source=source_context(prep) if strategy.source_formats else {})
     spec = LowerSpec(
         target=cell.target, model=str(model), precision=cell.precision,
         profile=p.profile.source, out_dir=str(bundle),
@@ -290,6 +331,59 @@ def _verify(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path, lowered: 
     reason = "accuracy outside budget: " + "; ".join(missed) if missed else None
     return Verified(lowered, accuracy, gate_dicts, res.result.get("runtime") or {},
                     not missed, reason)
+
+
+SPEED_ROUNDS = 3  # interleaved rounds of (fp32, candidate) for the speed gate
+SPEED_SECONDS = 0.3  # timed per run
+
+
+def _check_speed(ctx: CellContext, p: PlannedCell, baseline: Path | None, bundle: Path,
+                 log: Path, attempt: Attempt, verified: Verified) -> Verified:
+    """Time the verified bundle against fp32 and reject it when it is not fast enough."""
+    gate = speed_gate(ctx.opts, p.profile, p.cell)
+    if gate is None or baseline is None:
+        if gate:
+            attempt.speed = {"speedup": None, "min_speedup": gate,
+                             "note": "no fp32 bundle to compare with (its cell failed)"}
+        return verified
+    speed = compare_speed(ctx, p, baseline, bundle, log)
+    attempt.speed = {**speed, "min_speedup": gate}
+    if "error" in speed:
+        reason = f"speed comparison failed: {speed['error']}"
+    elif speed["worst_round"] < gate:
+        reason = (f"not fast enough: p50 {speed['p50_ms']:.4g} ms against fp32's "
+                  f"{speed['fp32_p50_ms']:.4g} ms (speedup {speed['speedup']:.2f}×, "
+                  f"{speed['worst_round']:.2f}× in its worst of {SPEED_ROUNDS} interleaved "
+                  f"rounds; needs >= {gate:g}× in every round)")
+    else:
+        return verified
+    attempt.outcome, attempt.reason = "rejected", reason
+    return replace(verified, passed=False, reason=reason)
+
+
+def compare_speed(ctx: CellContext, p: PlannedCell, baseline: Path, bundle: Path,
+                  log: Path) -> dict:
+    """p50 of the fp32 bundle and of ``bundle``, each in its own fresh process, alternating
+    (fp32, x, x, fp32, fp32, x ...) so that a noisy host slows both alike. ``speedup`` is the
+    ratio of the medians; ``worst_round`` the lowest ratio of one round's pair, which the gate
+    uses: "faster" must hold in every round, not only on average."""
+    threads = ctx.opts.threads or p.profile.threads
+    runs: dict[str, list[float]] = {"fp32": [], "this": []}
+    pair = [("fp32", baseline), ("this", bundle)]
+    for r in range(SPEED_ROUNDS):
+        for label, path in pair if r % 2 == 0 else pair[::-1]:
+            spec = BenchSpec(str(path), threads, warmup=5, min_time=SPEED_SECONDS)
+            res = run_task(spec, ctx.work / "tmp" / p.cell.profile / p.cell.name / "speed",
+                           log, ctx.opts.timeout)
+            if not res.ok:
+                return {"error": f"{label}: {res.reason}"}
+            runs[label].append(res.result["latency_ms"]["p50"])
+    fp32, this = float(np.median(runs["fp32"])), float(np.median(runs["this"]))
+    rounds = [a / b for a, b in zip(runs["fp32"], runs["this"], strict=True)]
+    return {"speedup": fp32 / this, "worst_round": min(rounds), "fp32_p50_ms": fp32,
+            "p50_ms": this,
+            "fp32_runs_ms": runs["fp32"], "runs_ms": runs["this"], "rounds": SPEED_ROUNDS,
+            "measured_on": "build host"}
 
 
 def _bench(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path) -> dict | str:

@@ -23,6 +23,8 @@ class BuildOptions:
     eval: Path | None = None
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     fixed_inputs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # --fix-input
+    weights: Path | None = None  # --weights: a state dict for a PyTorch entry point
+    trust_pickle: bool = False  # --trust-pickle: torch.load a pickled model (runs its code)
     output: Path = Path("dist")
     runs: int | None = None
     min_time: float | None = None
@@ -30,6 +32,7 @@ class BuildOptions:
     threads: int | None = None
     max_accuracy_drop: float | None = None
     min_cosine: float | None = None
+    min_speedup: float | None = None  # overrides every non-fp32 precision's speed gate
     calibration_method: str = "minmax"
     allow_synthetic_calibration: bool = False
     target_options: dict = field(default_factory=dict)  # TargetOption.name -> value
@@ -39,7 +42,7 @@ class BuildOptions:
     @property
     def name(self) -> str:
         """The model's name: its output folder under ``output``."""
-        return self.model.stem
+        return Path(str(self.model).split(":")[0]).stem
 
 
 def validate(opts: BuildOptions) -> None:
@@ -49,7 +52,7 @@ def validate(opts: BuildOptions) -> None:
     for key, value in (("runs", opts.runs), ("min_time", opts.min_time),
                        ("warmup", opts.warmup), ("threads", opts.threads),
                        ("timeout", opts.timeout), ("max_top1_drop", opts.max_accuracy_drop),
-                       ("min_cosine", opts.min_cosine)):
+                       ("min_cosine", opts.min_cosine), ("min_speedup", opts.min_speedup)):
         if value is not None:
             settings.check(key, value, settings.SETTINGS[key].flag)
     settings.check("calibration", opts.calibration_method, "--calibration")
@@ -57,6 +60,8 @@ def validate(opts: BuildOptions) -> None:
         settings.check("precision", name, "--precision")
     if opts.precisions is not None and not opts.precisions:
         raise UsageError("--precision names no precision; pass e.g. --precision fp32,int8")
+    if opts.precisions and settings.AUTO in opts.precisions and len(opts.precisions) > 1:
+        raise UsageError("--precision auto builds every precision: pass it alone")
     if opts.targets is not None and not opts.targets:
         raise UsageError("--target names no target; pass one or more target names (or leave "
                          "it out for the profile's runtimes)")

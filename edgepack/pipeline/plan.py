@@ -15,6 +15,7 @@ from edgepack.errors import TargetError
 from edgepack.pipeline.options import BuildOptions
 from edgepack.profiles import DeviceProfile, load_profile
 from edgepack.report.model import Cell
+from edgepack.settings import AUTO
 from edgepack.targets import get_target, target_names
 from edgepack.targets.base import Strategy, Target
 
@@ -48,11 +49,16 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
             why_not = target.check_profile(profile)
             if why_not and explicit:
                 raise TargetError(f"cannot build '{target.name}' for '{profile.name}': {why_not}")
-            for precision in opts.precisions or profile.default_precisions:
+            auto = opts.precisions == (AUTO,)
+            wanted = target.precisions if auto else opts.precisions or profile.default_precisions
+            for precision in with_baseline(wanted):
                 if explicit and opts.precisions and precision not in target.precisions:
                     raise TargetError(f"the {target.name} target has no {precision} lowering; "
                                       f"it has {', '.join(target.precisions)}")
-                cells += _cells(opts, profile, target, precision, why_not, bool(explicit))
+                new = _cells(opts, profile, target, precision, why_not, bool(explicit))
+                for planned in new:
+                    planned.cell.auto = auto
+                cells += new
     if opts.strategy is not None:
         _check_strategy_matches(opts, cells)
     return cells
@@ -65,6 +71,12 @@ def _check_strategy_matches(opts: BuildOptions, cells: list[PlannedCell]) -> Non
             p.cell.precision, p.profile)})
         raise TargetError(f"--strategy '{opts.strategy}' matches none of the strategies of "
                           f"this build: {', '.join(names)}")
+
+
+def with_baseline(precisions) -> list[str]:
+    """The precisions to build, fp32 first: every other precision is timed against it."""
+    precisions = list(dict.fromkeys(precisions))
+    return ["fp32", *(p for p in precisions if p != "fp32")]
 
 
 def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision: str,
@@ -81,6 +93,9 @@ def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision
     planned = []
     for variant in variants:
         cell = Cell(profile.name, target.name, precision, variant, requested=requested)
+        if precision == "fp32" and opts.precisions != (AUTO,) and \
+                "fp32" not in (opts.precisions or profile.default_precisions):
+            cell.notes.append("built as the speed baseline of the other precisions")
         strategies = []
         if reason:
             cell.status, cell.reason = "skipped", reason

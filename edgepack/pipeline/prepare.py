@@ -17,7 +17,9 @@ from edgepack.child import run_task
 from edgepack.data import Dataset, check_labels_fit, load_dataset, synthetic_dataset
 from edgepack.device import core
 from edgepack.errors import DataError, ModelError, ShapeError
+from edgepack.importers import parse_model
 from edgepack.importers.onnx import fixed_input_arrays, import_onnx
+from edgepack.pipeline.importing import Imported, import_source, run_source, source_sha256
 from edgepack.pipeline.options import BuildOptions
 from edgepack.stages import graph
 from edgepack.tasks import PrepareSpec, ReferenceSpec
@@ -46,6 +48,9 @@ class Prepared:
     data: dict  # the report's description of the data (kinds, sources, split, in-sample)
     notes: list[str]  # what the report should say about the model (e.g. declared shapes)
     branch_inputs: list[str]  # inputs that If conditions depend on (for hints)
+    imported: Imported | None = None  # a non-ONNX source: its importer's record
+    quantized: bool = False  # the source already computes in int8: fp32/fp16 cells of it
+    #                          are held to the int8 budget (runtimes round int8 differently)
 
     @property
     def model(self) -> Path:
@@ -60,7 +65,16 @@ def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
     """Import, check shapes and data, run the reference, simplify. EdgepackError (exit 2) for
     anything wrong with the model or the data; the simplifier can only be skipped."""
     progress("importing the model")
-    reference = import_onnx(opts.model, stage / "models" / "reference.onnx", opts.input_shapes)
+    source = parse_model(opts.model, opts.weights, opts.trust_pickle)
+    imported = None
+    if source.format == "onnx":
+        reference = import_onnx(source.path, stage / "models" / "reference.onnx",
+                                opts.input_shapes)
+    else:
+        imported = import_source(source, opts.input_shapes,
+                                 [opts.data, opts.eval, opts.calib], work, stage, opts.timeout)
+        reference = import_onnx(imported.onnx, stage / "models" / "reference.onnx",
+                                {s.name: s.shape for s in imported.inputs})
     _require_static(reference)
     fixed = fixed_input_arrays(list(reference.inputs), opts.fixed_inputs)
     evaluation, calib, data = resolve_data(opts, reference, fixed, needs_calib)
@@ -73,23 +87,68 @@ def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
         calib_file = data_dir / "calib.npz"
         calib.save(calib_file)
     progress("computing reference outputs")
-    outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
-    check_reference(outputs, evaluation)
-    tools_onnx = _version("onnx")
-    stages = [{"stage": "import", "status": "ok", "tool": f"onnx {tools_onnx}",
+    stages = [{"stage": "import", "status": "ok", "tool": f"onnx {_version('onnx')}",
                "sha256": reference.sha256}]
+    notes = []
+    if imported is None:
+        outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
+    else:  # the source framework is the reference; the exported ONNX is checked against it
+        outputs = run_source(imported, eval_file, work, stage, opts.timeout)
+        try:
+            onnx_outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
+        except ModelError as e:
+            onnx_outputs = {"error": str(e)}
+        stages[0] = import_check(imported, onnx_outputs, outputs, reference.sha256)
+        notes = imported.notes + stages[0].get("notes", [])
+    check_reference(outputs, evaluation)
     progress("preparing the graph")
     models, record = prepare_graph(reference, evaluation, fixed, work, stage, opts.timeout)
     stages.append(record)
-    source = {"file": opts.model.name, "path": str(opts.model),
-              "sha256": sha256_file(opts.model), "format": "onnx",
+    source = {"file": Path(source.display).name, "path": source.display,
+              "sha256": sha256_file(source.path) if source.format == "onnx" else
+              source_sha256(source), "format": source.format,
+              "layout": imported.layout if imported else None,
               "inputs": [s.to_dict() for s in reference.inputs],
               "outputs": [s.to_dict() for s in reference.outputs],
               "metadata": _metadata(reference.path)}
     model = onnx.load(str(reference.path), load_external_data=False)
+    quantized = (imported.quantized if imported else False) or any(
+        n.op_type in QUANTIZED_OPS for n in model.graph.node)
+    if quantized:
+        notes.append("the source model is already int8-quantized: its fp32 and fp16 bundles "
+                     "are held to the int8 accuracy budget, since runtimes round int8 "
+                     "differently")
     return Prepared(source, reference, models, evaluation, calib, eval_file, calib_file,
-                    outputs, stages, data, shape_notes(reference, outputs),
-                    graph.branch_inputs(model))
+                    outputs, stages, data, notes + shape_notes(reference, outputs),
+                    graph.branch_inputs(model), imported, quantized)
+
+
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
+IMPORT_TOLERANCE = 1e-3  # the exported ONNX against the source framework (relative error)
+
+
+def import_check(imported: Imported, onnx_outputs: dict, source_outputs: dict,
+                 sha256: str) -> dict:
+    """The import stage's record: the exported ONNX model checked against the source
+    framework's outputs (the reference every bundle is verified against)."""
+    from edgepack.stages.simplify import worst_difference
+
+    if "error" in onnx_outputs:
+        check = {"shape_ok": False, "error": onnx_outputs["error"], "rel_error": float("inf")}
+    else:
+        check = worst_difference(source_outputs, onnx_outputs)
+    ok = check["shape_ok"] and check["rel_error"] <= IMPORT_TOLERANCE
+    record = {"stage": "import", "status": "ok" if ok else "differs",
+              "tool": imported.record.get("exporter"), "format": imported.source.format,
+              "sha256": sha256, "check": check, **imported.record}
+    if not ok:
+        detail = check.get("error") or f"relative error {check['rel_error']:.3g}"
+        record["notes"] = [
+            f"the exported ONNX model differs from the {imported.source.format} model "
+            f"({detail}); every bundle is verified against the {imported.source.format} model "
+            "itself, and strategies that read it directly do not depend on the export"]
+    return record
 
 
 def _metadata(path: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ class Attempt:
     peak_rss_bytes: int | None = None  # of the lowering process
     stats: dict = field(default_factory=dict)  # what the converter reported
     accuracy: dict | None = None  # per output: the numbers this attempt's bundle reached
+    speed: dict | None = None  # against the fp32 bundle, timed interleaved
     kept: str | None = None  # a rejected bundle kept for inspection (under failed/)
 
     def to_dict(self) -> dict:
@@ -42,6 +43,7 @@ class Cell:
     requested: bool = False  # named by --target (a skip or failure then fails the build)
     accuracy: dict | None = None  # per output numbers, data kind, gates
     latency: dict | None = None  # ms: p50, p90, p99, mean, min, max, runs, threads, cold start
+    speed: dict | None = None  # speedup over the fp32 bundle, timed interleaved
     memory: dict | None = None  # peak RSS bytes of the benchmark process
     size: int | None = None  # bytes of the model file(s)
     bundle: str | None = None
@@ -56,6 +58,14 @@ class Cell:
     failed_bundles: str | None = None  # folder holding rejected attempts' bundles
     build: dict = field(default_factory=dict)  # when and where this cell was built
     previous: dict | None = None  # a failed cell: the earlier ok bundle still in the folder
+    auto: bool = False  # built for --precision auto
+    chosen: str | None = None  # --precision auto chose this cell: why
+    optional: bool = False  # --precision auto chose another cell: this one cannot fail the build
+
+    @property
+    def fails_build(self) -> bool:
+        return not self.optional and (self.status == "failed" or (
+            self.requested and self.status == "skipped"))
 
     @property
     def key(self) -> str:
@@ -99,8 +109,8 @@ class Report:
     @property
     def ok(self) -> bool:
         """No cell failed, no requested cell was skipped, and at least one cell is ok."""
-        return all(c.status != "failed" and not (c.requested and c.status == "skipped")
-                   for c in self.cells) and any(c.status == "ok" for c in self.cells)
+        return not any(c.fails_build for c in self.cells) and any(
+            c.status == "ok" for c in self.cells)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -9,7 +9,7 @@ import math
 from edgepack.report.model import Cell, Report
 
 COLUMNS = ("profile", "target", "precision", "status", "top-1", "agreement", "cosine",
-           "p50 ms", "p90 ms", "cold ms", "peak RSS", "size", "reason")
+           "p50 ms", "speedup", "p90 ms", "cold ms", "peak RSS", "size", "reason")
 
 
 def _accuracy_numbers(cell: Cell) -> tuple[str, str, str]:
@@ -33,16 +33,24 @@ def cell_row(cell: Cell) -> list[str]:
     cold = lat.get("cold_start_ms") or {}
     mem = (cell.memory or {}).get("peak_rss_bytes")
     precision = cell.precision + (f" ({cell.variant})" if cell.variant else "")
+    precision += " ← auto" if cell.chosen else ""
     measured = (cell.runtime or {}).get("inference_precision")
     if measured:
         precision += f" [{_short_type(measured)}]"
     return [
         cell.profile, cell.target, precision, cell.status, top1, agree, cosine,
-        f"{lat['p50']:.3f}" if "p50" in lat else "", f"{lat['p90']:.3f}" if "p90" in lat else "",
+        f"{lat['p50']:.3f}" if "p50" in lat else "", _speedup(cell),
+        f"{lat['p90']:.3f}" if "p90" in lat else "",
         f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
         f"{mem / 2**20:.0f} MiB" if mem else "",
         f"{cell.size / 1024:.1f} KiB" if cell.size else "", cell.reason or "",
     ]
+
+
+def _speedup(cell: Cell) -> str:
+    """The speedup over fp32, e.g. '1.52×' (timed interleaved; see cell.speed)."""
+    speed = cell.speed or {}
+    return f"{speed['speedup']:.2f}×" if speed.get("speedup") else ""
 
 
 def _short_type(ov_type: str) -> str:
@@ -88,7 +96,9 @@ def _summary_lines(report: Report) -> list[str]:
         f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')}){held}",
         f"Measured on the build host, not on the device: {host['cpu']} ({host['machine']}, "
         f"{host['cpus']} CPUs), {host['os']}, Python {host['python']}. top-1 shows the bundle "
-        "(reference in brackets); cosine is the lowest over outputs.",
+        "(reference in brackets); cosine is the lowest over outputs; speedup is the fp32 "
+        "bundle's p50 over this one's, same profile and target, timed interleaved in fresh "
+        "processes (medians).",
     ]
 
 

@@ -13,7 +13,7 @@ unprepared model on sample inputs, and records every step in the report:
 * ``constants_to_initializers``, ``static_reshapes``, ``converter_safe_names``,
   ``static_output_shapes``: weights as initializers, Reshape targets without 0/-1, node names
   converters accept as scopes, outputs declared with the shapes they really have;
-* ``upgrade_opset``: bring an old opset (< 11) to 13 and drop initializers listed as inputs;
+* ``upgrade_opset``: bring an old opset (< 13) to 13 and drop initializers listed as inputs;
 * ``standard_ops``: replace ``com.microsoft`` ops that have a standard equivalent
   (``DynamicQuantizeLSTM`` → ``LSTM``) for targets that only run standard ops.
 """
@@ -30,7 +30,7 @@ from onnx import helper, numpy_helper
 # ops through which a tensor keeps its values (only its layout or type changes)
 VALUE_PRESERVING = {"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand",
                     "Transpose", "Slice", "Concat", "Tile", "Gather", "Split"}
-OLDEST_OPSET = 11
+OLDEST_OPSET = 13  # per-channel quantization (DequantizeLinear axis) needs 13
 UPGRADE_TO = 13
 
 
@@ -505,8 +505,8 @@ def rewrite_applies(model: onnx.ModelProto, name: str) -> bool:
 
 
 def upgrade_opset(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Opset < 11 → 13 (converters handle old opsets badly); initializers listed as graph
-    inputs (IR < 4 style) are no longer listed."""
+    """Opset < 13 → 13 (converters handle old opsets badly, per-channel int8 needs 13);
+    initializers listed as graph inputs (IR < 4 style) are no longer listed."""
     model = _copy(model)
     changed = []
     inits = {i.name for i in model.graph.initializer}

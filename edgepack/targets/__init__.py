@@ -54,11 +54,22 @@ def all_targets() -> list:
     return [get_target(name) for name in target_modules()]
 
 
+def toolchain_groups() -> dict[str, list]:
+    """Every isolated environment, by what it serves: a target's name (its converters) or an
+    importer's framework (e.g. tensorflow)."""
+    from edgepack.importers import all_importer_toolchains
+
+    groups = {t.name: list(t.toolchains) for t in all_targets() if t.toolchains}
+    for chain in all_importer_toolchains():
+        groups.setdefault(chain.purpose, []).append(chain)
+    return groups
+
+
 def toolchains_for(name: str) -> list:
-    """The converter toolchains of a target, or one toolchain by its own name."""
+    """The toolchains of a target or importer framework, or one toolchain by its own name."""
     from edgepack.errors import EdgepackError
 
-    chains = {t.name: list(t.toolchains) for t in all_targets() if t.toolchains}
+    chains = toolchain_groups()
     if name in chains:
         return chains[name]
     for group in chains.values():

@@ -48,6 +48,9 @@ class Strategy:
     # graph rewrites (edgepack.stages.graph.REWRITES) applied to the model before this
     # strategy lowers it; a strategy whose rewrites change nothing is not tried
     rewrites: tuple[str, ...] = ()
+    # a native path: it lowers the user's source model (LowerContext.source) instead of the
+    # ONNX one, and is tried only for these source formats
+    source_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,13 @@ class LowerContext:
     cache_dir: str | None = None  # shared by the cells of one build (converter outputs)
     log: str | None = None  # the cell's log, for converter output
     options: dict = field(default_factory=dict)  # this target's TargetOption values
+    # the per-output tolerance the cell is verified with (min_cosine, max_rel_error,
+    # min_match), for strategies that search for a quantization that meets it
+    tolerance: dict = field(default_factory=dict)
+    # for native strategies: the source model (importers.base.Source as a dict) with its
+    # static "inputs" and "outputs", and "native" files converters can read (e.g. a
+    # SavedModel with static shapes)
+    source: dict = field(default_factory=dict)
 
 
 @dataclass

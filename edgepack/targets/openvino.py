@@ -17,7 +17,7 @@ from pathlib import Path
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
-from edgepack.targets.base import LowerContext, Lowered, Target, TargetOption
+from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, TargetOption
 
 # OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
 MIN_GLIBC = {"aarch64": "2.35", "x86_64": "2.28"}
@@ -57,6 +57,16 @@ class OpenvinoTarget(Target):
                     "target there, or a profile for a newer OS")
         return super().check_profile(profile)
 
+    def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
+        # int8: NNCF's post-training quantization; when it misses the budget, NNCF's accuracy
+        # control, which returns the most harmful layers to float until the budget holds
+        # first the source model itself, for formats OpenVINO reads (no ONNX hop)
+        native = [Strategy("convert-source", source_formats=SOURCE_FORMATS)]
+        if precision == "int8":
+            return [*native, Strategy("nncf"), Strategy("nncf-accuracy-control"),
+                    Strategy("convert-source +accuracy-control", source_formats=SOURCE_FORMATS)]
+        return [*native, Strategy("default")]
+
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
         if precision == "fp32" and device_default_precision(profile) != "f32":
             return [None, DEVICE_DEFAULT]
@@ -66,12 +76,16 @@ class OpenvinoTarget(Target):
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
         import openvino as ov
 
-        ov_model = ov.convert_model(str(model))
+        ov_model = _from_source(ctx.source) if ctx.source else ov.convert_model(str(model))
         notes, compress = [], precision == "fp16"
         if precision == "int8":
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
-            ov_model, notes = _quantize(ov_model, calib, ctx.options.get("preset"))
+            if ctx.strategy.endswith("accuracy-control"):
+                ov_model, notes = _quantize_with_control(ov_model, calib,
+                                                         ctx.options.get("preset"), ctx.tolerance)
+            else:
+                ov_model, notes = _quantize(ov_model, calib, ctx.options.get("preset"))
         elif precision == "int8-dynamic":
             import nncf
 
@@ -121,6 +135,83 @@ def _quantize(ov_model, calib: Dataset, preset: str | None):
     return quantized, [
         f"int8 (nncf.quantize, {'transformer' if transformer else 'default'} model type, "
         f"{preset} preset) calibrated on {calib.samples} samples ({calib.kind}: {calib.source})"]
+
+
+SOURCE_FORMATS = ("tflite", "keras", "saved-model", "torch")
+
+
+def _from_source(source: dict):
+    """ov.convert_model on the user's source model (TFLite file, the importer's static
+    SavedModel, or the torch module), with the source's I/O names and static shapes."""
+    import openvino as ov
+
+    shapes = {i["name"]: i["shape"] for i in source["inputs"]}
+    if source["format"] == "torch":
+        import torch
+
+        from edgepack.importers.base import Source
+        from edgepack.importers.pytorch import load_module
+
+        example = tuple(torch.zeros(i["shape"], dtype=getattr(torch, i["dtype"]))
+                        for i in source["inputs"])
+        ov_model = ov.convert_model(load_module(Source.from_dict(source)),
+                                    example_input=example)
+        ov_model.reshape({p: ov.PartialShape(s) for p, s in zip(
+            ov_model.inputs, shapes.values(), strict=True)})
+    else:
+        path = source["native"].get("saved_model") or source["path"]
+        ov_model = ov.convert_model(path)
+        by_name = {p.get_any_name(): p for p in ov_model.inputs}
+        ov_model.reshape({by_name.get(n, ov_model.inputs[i]): ov.PartialShape(s)
+                          for i, (n, s) in enumerate(shapes.items())})
+    for port, name in zip(ov_model.inputs, shapes, strict=True):
+        port.get_tensor().set_names({name})
+    for port, name in zip(ov_model.outputs, source["outputs"], strict=True):
+        port.get_tensor().set_names({name})
+    return ov_model
+
+
+def _quantize_with_control(ov_model, calib: Dataset, preset: str | None, tolerance: dict):
+    """nncf.quantize_with_accuracy_control, its metric the worst output's cosine to the fp32
+    model's outputs over the calibration samples, allowed to drop to the cell's budget."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+
+    from edgepack.device import core
+
+    feeds = list(calib.feeds())
+    fp32 = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    names = [o.get_any_name() for o in fp32.outputs]
+    expected = {n: [] for n in names}
+    for feed in feeds:
+        result = fp32(feed)
+        for i, n in enumerate(names):
+            expected[n].append(np.array(result[i]))
+
+    def validate(compiled, data) -> tuple[float, None]:
+        got = {n: [] for n in names}
+        for feed in data:
+            result = compiled(feed)
+            for i, n in enumerate(names):
+                got[n].append(np.array(result[i]))
+        cosines = [core.compare(expected[n], got[n]).get("cosine", 0.0) for n in names]
+        return float(min(cosines)), None
+
+    transformer = _is_transformer(ov_model)
+    preset = preset or ("mixed" if transformer else "performance")
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE,
+               "mixed": nncf.QuantizationPreset.MIXED}
+    max_drop = max(0.0, 1.0 - tolerance.get("min_cosine", 0.98))
+    quantized = nncf.quantize_with_accuracy_control(
+        ov_model, nncf.Dataset(feeds), nncf.Dataset(feeds), validate, max_drop=max_drop,
+        drop_type=nncf.DropType.ABSOLUTE, preset=presets[preset], subset_size=len(feeds),
+        model_type=nncf.ModelType.TRANSFORMER if transformer else None)
+    kept = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ops())
+    return quantized, [
+        f"int8 (nncf.quantize_with_accuracy_control: layers returned to float until the worst "
+        f"output's cosine to fp32 dropped at most {max_drop:g} on {calib.samples} calibration "
+        f"samples; {kept} quantizers left), {preset} preset"]
 
 
 def _spec(port) -> dict:

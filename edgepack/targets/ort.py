@@ -12,7 +12,7 @@ from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
 from edgepack.stages import quantize
-from edgepack.targets.base import LowerContext, Lowered, Target
+from edgepack.targets.base import LowerContext, Lowered, Strategy, Target
 
 # What `python -m onnxruntime.tools.convert_onnx_models_to_ort --optimization_style Fixed`
 # does: optimize fully (without the x86-only NCHWc layout on ARM), save as ORT format, and
@@ -83,6 +83,16 @@ class OrtTarget(Target):
     backend = "edgepack.device.backends.ort"
     standard_ops_only = False  # ONNX Runtime runs its com.microsoft ops
 
+    def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
+        # quantizing Conv dynamically (ConvInteger) is slower than fp32 on ORT's CPU kernels;
+        # MatMul/Gemm are where dynamic int8 pays. Static QDQ: every op, then only the compute
+        # ops (int8 elementwise ops cost more than they gain), then only MatMul/Gemm; each
+        # leaves the tensors whose quantization costs most in float until the budget holds,
+        # and the speed gate keeps only what is faster than fp32.
+        return {"int8-dynamic": [Strategy("dynamic-matmul"), Strategy("dynamic-all")],
+                "int8": [Strategy("qdq-all"), Strategy("qdq-compute"), Strategy("qdq-matmul")]
+                }.get(precision, [Strategy("default")])
+
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
         from edgepack.importers.onnx import io_specs
@@ -95,12 +105,17 @@ class OrtTarget(Target):
             elif precision == "fp16":
                 notes = quantize.to_fp16(model, staged)
             elif precision == "int8-dynamic":
-                notes = quantize.quantize_int8_dynamic(model, staged)
+                notes = quantize.quantize_int8_dynamic(
+                    model, staged, quantize.DYNAMIC_MATMUL_OPS
+                    if ctx.strategy == "dynamic-matmul" else None)
             elif precision == "int8":
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")
-                notes = quantize.quantize_int8_static(model, staged, calib,
-                                                      ctx.calibration_method)
+                op_types = {"qdq-compute": quantize.COMPUTE_OPS,
+                            "qdq-matmul": ("MatMul", "Gemm")}.get(ctx.strategy)
+                notes = quantize.quantize_int8_excluding(model, staged, calib,
+                                                         ctx.calibration_method,
+                                                         ctx.tolerance, op_types)
             else:
                 raise ValueError(precision)
             notes += to_ort_format(staged, out_dir, profile.arch, ctx.timeout)

@@ -77,10 +77,17 @@ class TfliteTarget(Target):
         # unrolled equations (tried only for models that have LSTM/GRU/RNN nodes)
         out += [Strategy(f"{s.name} +unroll-rnn", s.unavailable, ("unroll-rnn",))
                 for s in list(out)]
-        return out
+        # native paths first: a TFLite source as it is; TensorFlow's own converter (and
+        # quantizer) for Keras and SavedModel sources
+        native = [Strategy("tf.lite.TFLiteConverter", source_formats=("keras", "saved-model"))]
+        if precision == "fp32":
+            native.insert(0, Strategy("original .tflite", source_formats=("tflite",)))
+        return native + out
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
+        if ctx.source:
+            return _lower_source(model, precision, calib, out_dir, ctx)
         chain = next(c for c in self.toolchains
                      if ctx.strategy.split(" +")[0] == strategy_name(c))
         int8_io = bool(ctx.options.get("int8_io"))
@@ -105,6 +112,33 @@ class TfliteTarget(Target):
                          f"{calib.source}); {'int8' if int8_io else 'float32'} I/O")
         return Lowered("model.tflite", ["model.tflite"], inputs, outputs, notes=notes,
                        stats=stats)
+
+
+def _lower_source(model: Path, precision: str, calib: Dataset | None, out_dir: Path,
+                  ctx: LowerContext) -> Lowered:
+    """A native path: the source .tflite as it is, or TensorFlow's converter on the source."""
+    from edgepack.importers.base import Source
+
+    source = Source.from_dict(ctx.source)
+    target = out_dir / "model.tflite"
+    if source.format == "tflite":
+        shutil.copyfile(source.path, target)
+        notes = [f"the original {source.path.name}, unchanged"]
+    else:
+        from edgepack.importers.tf import IMPORTER
+
+        calib_file = None
+        if precision == "int8":
+            if calib is None:
+                raise DataError("static int8 needs calibration data (--calib or --data)")
+            calib_file = out_dir.parent / ".calib_source.npz"
+            np.savez(calib_file, **calib.arrays)
+        record = IMPORTER.to_tflite(source, [TensorSpec.from_dict(d) for d in
+                                             ctx.source["inputs"]], ctx.source["outputs"],
+                                    precision, calib_file, target, out_dir.parent, ctx.timeout)
+        notes = [f"converted by {record['converter']} from the source model ({precision})"]
+    inputs, outputs, io_notes = describe_io(target, model)
+    return Lowered("model.tflite", ["model.tflite"], inputs, outputs, notes=notes + io_notes)
 
 
 def _mean_std(rank: int) -> tuple[str, str]:

@@ -57,9 +57,10 @@ class Toolchain:
     def version(self, package: str) -> str | None:
         if not self.lock.is_file():
             return None
+        wanted = package.lower().replace("_", "-")
         for line in self.lock.read_text().splitlines():
             name, _, ver = line.partition("==")
-            if name.strip().lower() == package.lower():
+            if name.strip().lower().replace("_", "-") == wanted:
                 return ver.strip()
         return None
 

@@ -152,3 +152,21 @@ def test_integer_inputs_and_states_are_recognised(tmp_path):
     assert graph.integer_input_range(branching, "sample_rate") is None
     gru = onnx.load(str(models.streaming_gru(tmp_path / "g.onnx")))
     assert graph.is_state_input(gru, "state") and not graph.is_state_input(gru, "frames")
+
+
+def test_dynamic_quantize_lstm_becomes_a_standard_lstm(tmp_path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model, inputs = _rnn("LSTM", "forward", states=False)
+    src, dst = tmp_path / "lstm.onnx", tmp_path / "lstm_q.onnx"
+    onnx.save(model, str(src))
+    quantize_dynamic(src, dst, op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
+    quantized = onnx.load(str(dst))
+    assert any(n.op_type == "DynamicQuantizeLSTM" for n in quantized.graph.node)
+    standard, changes = graph.standard_ops(quantized)
+    assert changes and {n.domain for n in standard.graph.node} <= {"", "ai.onnx"}
+    feeds = {"x": np.random.default_rng(2).standard_normal((5, 2, 3)).astype(np.float32)}
+    run = lambda m: onnxruntime.InferenceSession(  # noqa: E731
+        m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(run(quantized), run(standard), strict=True):
+        assert a.shape == b.shape and np.abs(a - b).max() < 0.05  # dequantized weights

@@ -70,7 +70,8 @@ def test_int8_io_records_quantization_and_runs(tmp_path):
     out = tmp_path / "dist"
     r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi5", "--target", "tflite",
                 "--precision", "int8", "--int8-io", "--data", SAMPLES / "digits_cnn.npz",
-                "--calib", SAMPLES / "digits_cnn_calib.npz", "--runs", "5", "-o", out)
+                "--calib", SAMPLES / "digits_cnn_calib.npz", "--runs", "5", "-o", out,
+                "--min-speedup", "0")
     assert r.returncode == 0, r.stderr
     bundle = out / "digits_cnn" / "rpi5" / "tflite-int8"
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -1,0 +1,114 @@
+"""int8 that is faster and within budget, or is not shipped as int8."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgepack.errors import ProfileError
+from edgepack.profiles import load_profile
+from tests.conftest import NO_SPEED_GATE, ROOT, run_cli
+
+SAMPLES = ROOT / "sample_models"
+DIGITS = ("--eval", SAMPLES / "digits_cnn.npz", "--calib", SAMPLES / "digits_cnn_calib.npz")
+MOBILENET = ("--data", SAMPLES / "mobilenet_digits.npz", "--calib",
+             SAMPLES / "mobilenet_digits_calib.npz")
+
+
+def _cells(out, model):
+    report = json.loads((out / model / "report.json").read_text())
+    return {f"{c['target']}-{c['precision']}": c for c in report["cells"]}
+
+
+def test_int8_slower_than_fp32_is_not_shipped(tmp_path):
+    # dynamic int8 on a 15-microsecond CNN only adds quantization work: slower than fp32
+    out = tmp_path / "dist"
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "int8-dynamic", *DIGITS, "--runs", "20", "-o", out)
+    assert r.returncode == 1, r.stderr
+    cells = _cells(out, "digits_cnn")
+    assert cells["ort-fp32"]["status"] == "ok"  # added as the speed baseline
+    assert "built as the speed baseline" in " ".join(cells["ort-fp32"]["notes"])
+    cell = cells["ort-int8-dynamic"]
+    assert cell["status"] == "failed" and "not fast enough" in cell["reason"]
+    for attempt in cell["attempts"]:
+        if attempt["speed"]:  # verified on accuracy, then timed against fp32
+            speed = attempt["speed"]
+            assert speed["worst_round"] < 1.0 and len(speed["runs_ms"]) == 3
+            assert len(speed["fp32_runs_ms"]) == 3 and speed["min_speedup"] == 1.0
+    assert any(a["speed"] for a in cell["attempts"])
+    assert not (out / "digits_cnn" / "rpi4" / "ort-int8-dynamic.tar.gz").exists()
+
+
+def test_speedup_is_reported_and_gate_can_be_lowered(tmp_path):
+    out = tmp_path / "dist"
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "fp32,fp16", *DIGITS, "--runs", "20", "-o", out)
+    assert r.returncode == 0, r.stderr  # fp16's default gate reports only
+    fp16 = _cells(out, "digits_cnn")["ort-fp16"]
+    assert fp16["speed"]["speedup"] > 0 and fp16["speed"]["min_speedup"] == 0.0
+    assert "speedup" in (out / "digits_cnn" / "report.md").read_text()
+
+
+def test_accuracy_aware_int8_leaves_the_planted_layer_in_float(tmp_path):
+    out = tmp_path / "dist"
+    r = run_cli("build", SAMPLES / "outlier_digits.onnx", "--profile", "x86-64", "--target",
+                "ort,openvino", "--precision", "int8", *MOBILENET, "--runs", "10", "-o", out,
+                *NO_SPEED_GATE)
+    assert r.returncode == 0, r.stderr
+    cells = _cells(out, "outlier_digits")
+    for name in ("ort-int8", "openvino-int8"):
+        cell = cells[name]
+        logits = cell["accuracy"]["outputs"]["logits"]
+        assert cell["status"] == "ok" and logits["top1_drop_points"] <= 1.0
+    ort = cells["ort-int8"]
+    assert "/planted/Conv" in " ".join(ort["notes"])  # left in float by the search
+    first = ort["attempts"][0]
+    assert first["strategy"] == "qdq-all" and first["outcome"] == "accepted"
+    ov = cells["openvino-int8"]
+    plain, controlled = ov["attempts"][:2]
+    assert plain["strategy"] == "nncf" and plain["outcome"] == "rejected"
+    assert plain["accuracy"]["logits"]["cosine"] < 0.5  # plain int8 misses by far
+    assert controlled["strategy"] == "nncf-accuracy-control"
+    assert controlled["outcome"] == "accepted"
+
+
+def test_debug_accuracy_ranks_the_planted_layer_first(tmp_path):
+    r = run_cli("debug-accuracy", SAMPLES / "outlier_digits.onnx", "--calib",
+                SAMPLES / "mobilenet_digits_calib.npz", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    first = result["ranking"][0]
+    assert first["node"] == "/planted/Conv" and first["op"] == "Conv"
+    assert first["error"] > 10 * result["ranking"][2]["error"]
+    assert "logits.cosine" in result["end_to_end"]
+    r = run_cli("debug-accuracy", SAMPLES / "outlier_digits.onnx", "--calib",
+                SAMPLES / "mobilenet_digits_calib.npz", "--top", "3")
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("│ ")]
+    assert r.returncode == 0 and len(rows) == 3 and "/planted/Conv" in rows[0]
+
+
+def test_precision_auto_marks_the_fastest_bundle(tmp_path):
+    out = tmp_path / "dist"
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4", "--target", "ort",
+                "--precision", "auto", *DIGITS, "--runs", "20", "-o", out)
+    assert r.returncode == 0, r.stderr  # losers of auto do not fail the build
+    cells = _cells(out, "digits_cnn")
+    assert set(cells) == {"ort-fp32", "ort-fp16", "ort-int8-dynamic", "ort-int8"}
+    chosen = [c for c in cells.values() if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["chosen"].startswith("fastest within budget")
+    assert all(c["optional"] for c in cells.values() if not c["chosen"])
+    assert "← auto" in r.stderr
+
+
+def test_speed_gate_in_profiles(tmp_path):
+    src = (ROOT / "targets" / "x86-64.toml").read_text()
+    path = tmp_path / "p.toml"
+    path.write_text(src + "\n[speed.int8]\nmin_speedup = 1.5\n")
+    profile = load_profile(path)
+    assert profile.min_speedup("int8") == 1.5 and profile.min_speedup("int8-dynamic") == 1.0
+    assert profile.min_speedup("fp16") == 0.0 and profile.min_speedup("fp32") is None
+    path.write_text(src + "\n[speed.fp32]\nmin_speedup = 2\n")
+    with pytest.raises(ProfileError, match=r"\[speed.fp32\] is not a precision compared"):
+        load_profile(path)
