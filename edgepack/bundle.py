@@ -98,7 +98,7 @@ Verified against the FP32 reference on the build host with {rt['name']} {rt['ver
     python{prof['python']} -m venv .venv && . .venv/bin/activate
     pip install -r requirements.txt      # {', '.join(requirements)}
 
-## Run
+{_offline(manifest)}## Run
 
     python run.py selftest               # checksums + golden outputs within tolerance
     python run.py infer input.npz -o out.npz
@@ -116,6 +116,23 @@ leading samples axis (`[N, *shape]`).
 
 {manifest['threads']} thread(s) by default (`--threads` changes it).
 """ + "".join(f"\n- {note}" for note in manifest.get("notes", [])) + "\n"
+
+
+def _offline(manifest: dict) -> str:
+    """The bundle README's offline-install section (bundles built with --vendor-wheels)."""
+    wheels = manifest.get("wheels")
+    if not wheels:
+        return ""
+    prof = manifest["profile"]
+    return f"""## Install with no network
+
+`wheels/` holds all {len(wheels)} wheels the requirements need, dependencies included, for
+{prof['arch']}, glibc {prof['glibc']} and CPython {prof['python']}:
+
+    python{prof['python']} -m venv .venv && . .venv/bin/activate
+    pip install --no-index --find-links wheels -r requirements.txt
+
+"""
 
 
 def write_archive(bundle: Path, archive: Path) -> str:

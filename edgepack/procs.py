@@ -9,6 +9,7 @@ does. The result says why a process failed instead of raising for the process's 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -58,12 +59,15 @@ def _preexec(no_aslr: bool) -> Callable[[], None] | None:
 
 def run(cmd: Sequence[str], *, what: str, timeout: float, log: Path | None = None,
         capture: bool = False, cwd: Path | None = None, env: dict | None = None,
-        no_aslr: bool = False) -> Finished:
+        no_aslr: bool = False, stdin: Path | None = None,
+        stdout: Path | None = None) -> Finished:
     """Run ``cmd`` to completion or until ``timeout`` seconds; never raises for its faults.
 
     ``what`` names the process in reasons ("the selftest", "onnx2tf-1.29.24").
     Output goes to ``log`` (appended) and, with ``capture``, is returned as well.
     ``no_aslr`` disables address randomization (for tools whose output depends on it).
+    ``stdin`` feeds a file to the process; ``stdout`` sends its standard output to a file
+    (then only its standard error goes to ``log``).
     Interrupts (Ctrl-C, SIGTERM, any exception while waiting) kill the tree, then propagate.
     """
     cmd = [str(c) for c in cmd]
@@ -74,9 +78,13 @@ def run(cmd: Sequence[str], *, what: str, timeout: float, log: Path | None = Non
             out.flush()
         begin = out.tell()
         try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=cwd, env=env,
-                                    start_new_session=True, preexec_fn=_preexec(no_aslr))
+            with contextlib.ExitStack() as files:
+                src = files.enter_context(open(stdin, "rb")) if stdin else subprocess.DEVNULL
+                dst = files.enter_context(open(stdout, "wb")) if stdout else out
+                proc = subprocess.Popen(cmd, stdout=dst,
+                                        stderr=out if stdout else subprocess.STDOUT,
+                                        stdin=src, cwd=cwd, env=env, start_new_session=True,
+                                        preexec_fn=_preexec(no_aslr))
         except OSError as e:
             return Finished(None, 0.0, f"{what} could not start: {e.strerror or e}")
         _LIVE.add(proc)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,9 @@ def command(
     warmup: Annotated[int, typer.Option(help="Untimed warm-up runs.")] = 10,
     threads: Annotated[int | None, typer.Option(help="Threads (default: the bundle's).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds allowed for the benchmark.")] = 600.0,
+    remote: Annotated[str | None, typer.Option(
+        help="[user@]host[:port]: time it on that board over SSH, with its own Python.")
+    ] = None,
 ) -> None:
     """Time a bundle here with its own run.py (a fresh process); print latency JSON."""
     from edgepack import procs, settings
@@ -36,6 +40,19 @@ def command(
     args += ["--runs", str(runs)] if runs else []
     args += ["--min-time", str(min_time)] if min_time is not None else []
     args += ["--threads", str(threads)] if threads else []
+    if remote is not None:
+        from edgepack.remote import check_reachable, on_board, parse_remote
+
+        board = parse_remote(remote)
+        check_reachable(board)
+        with opened_bundle(bundle) as folder:
+            result = on_board(board, folder, timeout, bench=args, selftest=False)
+        if "error" in result:
+            console.print(f"[red]{result['error']}[/]", highlight=False)
+            raise typer.Exit(1)
+        print(json.dumps({**result["bench"], "board": result["identity"]}, indent=2))
+        console.print(f"Measured on {board.name} ({result['identity']['model']}).")
+        return
     with opened_bundle(bundle) as folder, tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "bench.json"
         done = procs.run([sys.executable, folder / "run.py", "bench", *args, "--json", result],

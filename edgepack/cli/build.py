@@ -37,6 +37,17 @@ def _core_options(
         "--trust-pickle", help="Load a pickled PyTorch model (torch.load without "
         "weights_only): this RUNS ARBITRARY CODE from the file; only for files you trust.")
     ] = False,
+    remote: Annotated[list[str] | None, typer.Option(
+        "--remote", help="[PROFILE=][user@]host[:port]: also run each bundle (selftest, "
+        "evaluation, bench) on a board over SSH; repeatable, boards run in parallel.")
+    ] = None,
+    emulate: Annotated[bool, typer.Option(
+        "--emulate", help="Also verify aarch64 profiles' bundles on their CPU under qemu "
+        "(accuracy only; needs: edgepack toolchain install emulator).")] = False,
+    vendor_wheels: Annotated[bool, typer.Option(
+        "--vendor-wheels", help="Put the wheels of each bundle's requirements.txt, for the "
+        "profile's platform and Python, into the bundle (offline install on the device); "
+        "fails a cell whose pins have no wheel for the profile.")] = False,
     fix_input: Annotated[list[str] | None, typer.Option(
         "--fix-input", help="Freeze an input to a constant, NAME=VALUE[,VALUE...] (repeatable): "
         "it leaves the bundles, and control flow on it folds away.")] = None,
@@ -125,7 +136,8 @@ def run(v: dict, target_values: dict) -> None:
         data=v["data"], calib=v["calib"], eval=v["eval_"],
         input_shapes=parse_input_shapes(v["input_shape"]),
         fixed_inputs=parse_fixed_inputs(v["fix_input"]), output=v["output"],
-        weights=v["weights"], trust_pickle=v["trust_pickle"],
+        weights=v["weights"], trust_pickle=v["trust_pickle"], emulate=v["emulate"],
+        remotes=tuple(v["remote"] or ()), vendor_wheels=v["vendor_wheels"],
         runs=v["runs"], min_time=v["min_time"], warmup=v["warmup"], threads=v["threads"],
         max_accuracy_drop=v["max_accuracy_drop"], min_cosine=v["min_cosine"],
         min_speedup=v["min_speedup"],
@@ -142,8 +154,11 @@ def run(v: dict, target_values: dict) -> None:
     else:
         console.print(terminal_table(report, result.built))
         host = report.host
+        boards = any(c.boards for c in result.built)
         console.print(f"Latency and memory measured on this host ({host['cpu']}, "
-                      f"{host['cpus']} CPUs), not on the device.")
+                      f"{host['cpus']} CPUs), "
+                      + ("except the ↳ rows: those are the named board's own."
+                         if boards else "not on the device."))
         for cell in result.built:
             if cell.status in ("failed", "skipped"):
                 color = "red" if cell.status == "failed" else "yellow"

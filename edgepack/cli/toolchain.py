@@ -56,4 +56,8 @@ def install(
                           f"{hi[0]}.{hi[1]} (none found); builds record it as unavailable[/]")
             continue
         console.print(f"{chain.name}: installing (about {chain.size})")
-        do_install(chain, lambda msg: console.print(f"  {msg}", highlight=False))
+        log = lambda msg: console.print(f"  {msg}", highlight=False)  # noqa: E731
+        if hasattr(chain, "install"):  # builds itself (the emulator's sysroot)
+            chain.install(log)
+        else:
+            do_install(chain, log)

@@ -51,6 +51,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     validate(opts)
     parse_model(opts.model, opts.weights, opts.trust_pickle)
     planned = plan(opts)
+    _check_remotes(opts)
     out_root = opts.output.absolute()
     scratch = nearest_existing(out_root.parent)
     with tempfile.TemporaryDirectory(prefix=".edgepack-build-", dir=scratch) as tmp:
@@ -65,6 +66,13 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
         built = _build_cells(opts, prepared, planned, runnable, work, stage, say)
         report, out_dir = publish(stage, out_root, report, built, work / "trash")
     return BuildResult(report, built, out_dir)
+
+
+def _check_remotes(opts: BuildOptions) -> None:
+    from edgepack.remote import check_reachable, parse_remote
+
+    for text in opts.remotes:
+        check_reachable(parse_remote(text))
 
 
 def _build_cells(opts: BuildOptions, prepared: Prepared, planned: list[PlannedCell],

@@ -5,6 +5,7 @@ returned record, and a rejected attempt's bundle is kept under ``failed/`` for i
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -86,6 +87,14 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
     cell.log, cell.build = str(Path("logs") / log.name), dict(ctx.build)
     budget = budget_for(ctx.opts, p.profile, cell, ctx.prepared.quantized)
     accepted, last, planned_notes = None, None, list(cell.notes)
+    wheels = None
+    if ctx.opts.vendor_wheels:  # checked before any lowering: an uninstallable pin fails now
+        from edgepack.wheels import vendor
+
+        wheels = vendor(p.profile, p.target.requirements(p.profile), log)
+        if isinstance(wheels, str):
+            cell.status, cell.reason = "failed", wheels
+            return _failed(ctx, cell, log)
     tries = native_tries(ctx, p) + [
         (label, model, s) for label, model in model_variants(ctx.prepared, p.target)
         for s in p.strategies if not s.source_formats]
@@ -97,7 +106,7 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
                 cell.attempts.append(Attempt(strategy.name, "skipped", reason=strategy.unavailable,
                                              model=label))
             continue
-        attempt, verified = _attempt(ctx, p, strategy, model, bundle, log, budget)
+        attempt, verified = _attempt(ctx, p, strategy, model, bundle, log, budget, wheels)
         attempt.model = label
         if verified is not None and verified.passed:
             verified = _check_speed(ctx, p, baseline, bundle, log, attempt, verified)
@@ -121,6 +130,18 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
         return _failed(ctx, cell, log)
     cell.latency, cell.memory = bench["latency"], bench["memory"]
     cell.speed = cell.attempts[-1].speed
+    if ctx.opts.emulate:
+        cell.emulated = emulate(ctx, p, bundle, log, budget)
+    cell.boards = on_boards(ctx, p, bundle, log, budget)
+    device = next((d for d in [cell.emulated or {}, *cell.boards] if d.get("status") ==
+                   "failed"), None)
+    if device is not None:  # verified on the host, not on the device: not shipped
+        last = cell.attempts[-1]
+        last.outcome, last.reason = "rejected", device["reason"]
+        last.kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts),
+                                   Strategy(last.strategy), last.model)
+        cell.status, cell.reason = "failed", device["reason"]
+        return _failed(ctx, cell, log)
     cell.runtime = {**(cell.runtime or {}), "bench": bench["runtime"]}
     cell.size = sum((bundle / f).stat().st_size for f in accepted.lowered.files)
     cell.archive_sha256 = write_archive(bundle, bundle.with_name(bundle.name + ".tar.gz"))
@@ -221,17 +242,16 @@ def _keep_rejected(ctx: CellContext, bundle: Path, cell: Cell, number: int,
 
 
 def _attempt(ctx: CellContext, p: PlannedCell, strategy: Strategy, model: Path, bundle: Path,
-             log: Path, budget: AccuracyBudget) -> tuple[Attempt, Verified | None]:
+             log: Path, budget: AccuracyBudget,
+             wheels: Path | None = None) -> tuple[Attempt, Verified | None]:
     shutil.rmtree(bundle, ignore_errors=True)
     bundle.mkdir(parents=True)
     lowered, attempt = _lower(ctx, p, strategy, model, bundle, log)
     if lowered is None:
         return attempt, None
-    _write_bundle_files(ctx, p, model, bundle, lowered, budget)
+    _write_bundle_files(ctx, p, model, bundle, lowered, budget, wheels)
     verified = _verify(ctx, p, bundle, log, lowered, budget)
-    attempt.accuracy = {name: {k: m.get(k) for k in (
-        "cosine", "rel_error", "max_abs", "match", "top1", "top1_agreement") if k in m}
-        for name, m in verified.accuracy.get("outputs", {}).items()}
+    attempt.accuracy = _headline(verified.accuracy.get("outputs", {}))
     if verified.passed:
         attempt.outcome = "accepted"
     else:
@@ -269,7 +289,8 @@ def _lower(ctx: CellContext, p: PlannedCell, strategy: Strategy, model: Path, bu
 
 
 def _write_bundle_files(ctx: CellContext, p: PlannedCell, model: Path, bundle: Path,
-                        lowered: Lowered, budget: AccuracyBudget) -> None:
+                        lowered: Lowered, budget: AccuracyBudget,
+                        wheels: Path | None = None) -> None:
     cell, profile, target, prep = p.cell, p.profile, p.target, ctx.prepared
     golden = prep.evaluation.only(t["name"] for t in lowered.inputs)
     per_sample = max(1, sum(v[0].nbytes for v in golden.arrays.values()))
@@ -293,6 +314,10 @@ def _write_bundle_files(ctx: CellContext, p: PlannedCell, model: Path, bundle: P
         "selftest": {**tolerance(budget), "golden_samples": n},
         "notes": lowered.notes,
     }
+    if wheels is not None:
+        from edgepack.wheels import copy_into
+
+        manifest["wheels"] = copy_into(wheels, bundle)
     header = (f"# {cell.target} bundle for {profile.name}: {profile.arch}, CPython "
               f"{profile.python}, glibc {profile.glibc} ({profile.os}).\n"
               f"# Pinned to the versions edgepack verified this bundle with.\n")
@@ -324,13 +349,114 @@ def _verify(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path, lowered: 
                 "outputs": per_output, "budget": vars(budget),
                 "selftest": selftest_log.splitlines()[-1:]}
     gate_dicts = [g.to_dict() for g in gates] + [
-        {"name": "selftest", "value": float(passed), "limit": 1.0, "kind": "min", "ok": passed}]
+        _selftest_gate(passed)]
     missed = [g.describe() for g in gates if not g.ok]
     if not passed:
         missed.append(f"device selftest failed: {(selftest_log.splitlines() or ['?'])[-1]}")
     reason = "accuracy outside budget: " + "; ".join(missed) if missed else None
     return Verified(lowered, accuracy, gate_dicts, res.result.get("runtime") or {},
                     not missed, reason)
+
+
+def emulate(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path,
+            budget: AccuracyBudget) -> dict:
+    """The bundle's selftest and its outputs on every evaluation sample, on the profile's
+    CPU under qemu, gated like the host's. No latency: emulated time means nothing."""
+    from edgepack.emulation import PYTHON, cpu_for, run_bundle
+
+    if p.profile.arch != "aarch64":  # never skipped silently: say why
+        return {"status": "not emulated", "reason": f"{p.profile.arch} profile: only aarch64 "
+                f"profiles are emulated (this host is {platform.machine()})"}
+    cpu = cpu_for(p.profile.cpu)
+    if cpu is None or p.profile.python != PYTHON:
+        why = (f"no qemu model for the profile's CPU '{p.profile.cpu}'" if cpu is None else
+               f"the emulator's Python is {PYTHON}, the profile's {p.profile.python}")
+        return {"status": "not emulated", "reason": why}
+    prep, timeout = ctx.prepared, ctx.opts.timeout
+    selftest = run_bundle(bundle, ["selftest"], cpu, timeout, log)
+    out = ctx.work / "tmp" / p.cell.profile / p.cell.name / "emulated_outputs.npz"
+    done = run_bundle(bundle, ["infer", str(prep.eval_file), "-o", str(out)], cpu, timeout,
+                      log)
+    record = {"cpu": cpu, "verified_on": f"emulated aarch64 ({cpu})",
+              "selftest": selftest.last_line(), "seconds": round(selftest.seconds +
+                                                                  done.seconds, 1)}
+    if not done.ok or not out.is_file():
+        return {**record, "status": "failed",
+                "reason": f"on emulated aarch64 ({cpu}) the bundle did not run: "
+                          f"{done.reason or done.last_line()}"}
+    missed = _device_accuracy(prep, budget, out, record)
+    record["gates"].append(_selftest_gate(selftest.ok))
+    if not selftest.ok:
+        missed.append(f"selftest failed: {selftest.last_line()}")
+    record["status"] = "failed" if missed else "ok"
+    if missed:
+        record["reason"] = (f"on emulated aarch64 ({cpu}): accuracy outside budget: "
+                            + "; ".join(missed))
+    return record
+
+
+def _selftest_gate(passed: bool) -> dict:
+    return {"name": "selftest", "value": float(passed), "limit": 1.0, "kind": "min",
+            "ok": passed}
+
+
+def _headline(per_output: dict) -> dict:
+    """The per-output numbers a report shows (of everything compare_outputs measured)."""
+    return {name: {k: m.get(k) for k in ("cosine", "rel_error", "max_abs", "match", "top1",
+                                         "top1_reference", "top1_agreement") if k in m}
+            for name, m in per_output.items()}
+
+
+def _device_accuracy(prep: Prepared, budget: AccuracyBudget, outputs_file: Path,
+                     record: dict) -> list[str]:
+    """Compare a device's outputs on the evaluation samples with the reference, gated by
+    the cell's budget; fills ``record`` and returns the gates missed."""
+    outputs = core.unpack(core.load_npz(outputs_file), list(prep.reference_outputs))
+    per_output = compare_outputs(prep.reference_outputs, outputs, prep.evaluation.labels)
+    gates = accuracy_gates(per_output, budget)
+    record.update(outputs=_headline(per_output), gates=[g.to_dict() for g in gates])
+    return [g.describe() for g in gates if not g.ok]
+
+
+def on_boards(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path,
+              budget: AccuracyBudget) -> list[dict]:
+    """--remote: the bundle's selftest, evaluation and bench on each board of this profile,
+    in parallel; accuracy gated like the host's, latency the board's own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgepack.remote import on_board, parse_remote
+
+    remotes = [r for r in map(parse_remote, ctx.opts.remotes)
+               if r.profile in (None, p.profile.name)]
+    if not remotes:
+        return []
+    opts, prep = ctx.opts, ctx.prepared
+    bench = ["--warmup", str(opts.warmup), "--threads", str(opts.threads or p.profile.threads),
+             *(["--runs", str(opts.runs)] if opts.runs else
+               ["--min-time", str(opts.min_time or 1.0)])]
+    with ThreadPoolExecutor(max_workers=len(remotes)) as pool:
+        results = list(pool.map(lambda r: on_board(r, bundle, opts.timeout, prep.eval_file,
+                                                   bench, log=log), remotes))
+    return [_board_record(prep, budget, r) for r in results]
+
+
+def _board_record(prep: Prepared, budget: AccuracyBudget, result: dict) -> dict:
+    record = {"remote": result["remote"], "identity": result.get("identity"),
+              "selftest": result.get("selftest")}
+    if "error" in result:
+        return {**record, "status": "failed", "reason": result["error"]}
+    missed = _device_accuracy(prep, budget, Path(result["outputs_file"]), record)
+    record["gates"].append(_selftest_gate(True))  # a failed selftest is an error above
+    bench = result["bench"]
+    record.update(
+        latency={**bench["latency_ms"], "cold_start_ms": bench["cold_start_ms"],
+                 "threads": bench["threads"], "measured_on": result["remote"]},
+        memory=bench["memory"], machine=bench.get("machine"), runtime=bench.get("runtime"),
+        status="failed" if missed else "ok")
+    if missed:
+        record["reason"] = (f"on {result['remote']}: accuracy outside budget: "
+                            + "; ".join(missed))
+    return record
 
 
 SPEED_ROUNDS = 3  # interleaved rounds of (fp32, candidate) for the speed gate

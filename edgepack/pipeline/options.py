@@ -25,6 +25,9 @@ class BuildOptions:
     fixed_inputs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # --fix-input
     weights: Path | None = None  # --weights: a state dict for a PyTorch entry point
     trust_pickle: bool = False  # --trust-pickle: torch.load a pickled model (runs its code)
+    emulate: bool = False  # --emulate: verify aarch64 profiles' bundles on an emulated CPU
+    remotes: tuple[str, ...] = ()  # --remote [PROFILE=]user@host[:port]: boards over SSH
+    vendor_wheels: bool = False  # --vendor-wheels: the device's wheels inside each bundle
     output: Path = Path("dist")
     runs: int | None = None
     min_time: float | None = None
@@ -67,6 +70,16 @@ def validate(opts: BuildOptions) -> None:
                          "it out for the profile's runtimes)")
     if opts.strategy is not None and not opts.strategy.strip():
         raise UsageError("--strategy is empty; pass part of a strategy's name")
+    if opts.emulate:
+        from edgepack.emulation import SYSROOT
+
+        missing = SYSROOT.missing()
+        if missing:
+            raise UsageError(f"--emulate: {missing}")
+    from edgepack.remote import parse_remote
+
+    for remote in opts.remotes:
+        parse_remote(remote)
     check_output(opts.output, opts.name)
 
 

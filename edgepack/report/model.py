@@ -44,6 +44,8 @@ class Cell:
     accuracy: dict | None = None  # per output numbers, data kind, gates
     latency: dict | None = None  # ms: p50, p90, p99, mean, min, max, runs, threads, cold start
     speed: dict | None = None  # speedup over the fp32 bundle, timed interleaved
+    emulated: dict | None = None  # --emulate: accuracy on the profile's CPU under qemu
+    boards: list[dict] = field(default_factory=list)  # --remote: what each board measured
     memory: dict | None = None  # peak RSS bytes of the benchmark process
     size: int | None = None  # bytes of the model file(s)
     bundle: str | None = None

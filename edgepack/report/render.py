@@ -9,42 +9,90 @@ import math
 from edgepack.report.model import Cell, Report
 
 COLUMNS = ("profile", "target", "precision", "status", "top-1", "agreement", "cosine",
-           "p50 ms", "speedup", "p90 ms", "cold ms", "peak RSS", "size", "reason")
+           "emulated", "p50 ms", "speedup", "p90 ms", "cold ms", "peak RSS", "size", "reason")
 
 
-def _accuracy_numbers(cell: Cell) -> tuple[str, str, str]:
-    acc = cell.accuracy or {}
-    outputs = acc.get("outputs", {})
+def _accuracy_numbers(outputs: dict) -> tuple[str, str, str]:
     top1 = agree = ""
     cosines = [m["cosine"] for m in outputs.values() if "cosine" in m]
     cosines += [m["match"] for m in outputs.values() if "match" in m]
     for m in outputs.values():
         if "top1" in m:
-            top1 = f"{m['top1'] * 100:.2f}% ({m['top1_reference'] * 100:.2f}%)"
+            top1 = f"{m['top1'] * 100:.2f}%"
+            if "top1_reference" in m:
+                top1 += f" ({m['top1_reference'] * 100:.2f}%)"
         if "top1_agreement" in m:
             agree = f"{m['top1_agreement'] * 100:.2f}%"
     cosine = f"{min(cosines):.5f}" if cosines else ""
     return top1, agree, cosine
 
 
-def cell_row(cell: Cell) -> list[str]:
-    top1, agree, cosine = _accuracy_numbers(cell)
-    lat = cell.latency or {}
+def _timing(latency: dict | None, memory: dict | None) -> tuple[str, str, str, str]:
+    """p50, p90, cold start and peak RSS, formatted."""
+    lat = latency or {}
     cold = lat.get("cold_start_ms") or {}
-    mem = (cell.memory or {}).get("peak_rss_bytes")
+    mem = (memory or {}).get("peak_rss_bytes")
+    return (f"{lat['p50']:.3f}" if "p50" in lat else "",
+            f"{lat['p90']:.3f}" if "p90" in lat else "",
+            f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
+            f"{mem / 2**20:.0f} MiB" if mem else "")
+
+
+def table_rows(cells: list[Cell]) -> tuple[tuple[str, ...], list[tuple[str, list[str]]]]:
+    """The columns and the (status, values) rows of ``cells``: one row per cell, then one
+    per board it ran on (--remote), with the board's own accuracy and latency. Optional
+    columns that are empty in every row are left out."""
+    rows = []
+    for cell in cells:
+        rows.append((cell.status, cell_row(cell)))
+        rows += [(b.get("status", "failed"), board_row(cell, b)) for b in cell.boards]
+    keep = [i for i, col in enumerate(COLUMNS)
+            if col not in OPTIONAL or any(values[i] for _, values in rows)]
+    return (tuple(COLUMNS[i] for i in keep),
+            [(status, [values[i] for i in keep]) for status, values in rows])
+
+
+OPTIONAL = ("emulated", "speedup", "top-1", "agreement")
+
+
+def board_row(cell: Cell, board: dict) -> list[str]:
+    """A board's own numbers for a cell's bundle (accuracy gated like the host's)."""
+    top1, agree, cosine = _accuracy_numbers(board.get("outputs") or {})
+    p50, p90, cold, rss = _timing(board.get("latency"), board.get("memory"))
+    ident = board.get("identity") or {}
+    where = ", ".join(v for v in (ident.get("machine"), ident.get("model")) if v)
+    return ["", "", f"↳ on {board['remote']}" + (f" ({where})" if where else ""),
+            board.get("status", "failed"), top1, agree, cosine, "", p50, "", p90, cold, rss,
+            "", board.get("reason") or ""]
+
+
+def cell_row(cell: Cell) -> list[str]:
+    top1, agree, cosine = _accuracy_numbers((cell.accuracy or {}).get("outputs", {}))
+    p50, p90, cold, rss = _timing(cell.latency, cell.memory)
     precision = cell.precision + (f" ({cell.variant})" if cell.variant else "")
     precision += " ← auto" if cell.chosen else ""
     measured = (cell.runtime or {}).get("inference_precision")
     if measured:
         precision += f" [{_short_type(measured)}]"
     return [
-        cell.profile, cell.target, precision, cell.status, top1, agree, cosine,
-        f"{lat['p50']:.3f}" if "p50" in lat else "", _speedup(cell),
-        f"{lat['p90']:.3f}" if "p90" in lat else "",
-        f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
-        f"{mem / 2**20:.0f} MiB" if mem else "",
+        cell.profile, cell.target, precision, cell.status, top1, agree, cosine, _emulated(cell),
+        p50, _speedup(cell), p90, cold, rss,
         f"{cell.size / 1024:.1f} KiB" if cell.size else "", cell.reason or "",
     ]
+
+
+def _emulated(cell: Cell) -> str:
+    """The accuracy measured on the emulated CPU, beside the host's: 'a72 ✓ 1.00000'."""
+    e = cell.emulated or {}
+    if not e:
+        return ""
+    if e.get("status") == "not emulated":
+        return "not emulated"
+    values = [m.get("cosine", m.get("match")) for m in (e.get("outputs") or {}).values()]
+    values = [v for v in values if isinstance(v, float)]
+    mark = "ok" if e["status"] == "ok" else "FAILED"
+    cpu = e.get("cpu", "").replace("cortex-", "")
+    return f"{cpu} {mark} {min(values):.5f}" if values else f"{cpu} {mark}"
 
 
 def _speedup(cell: Cell) -> str:
@@ -98,20 +146,48 @@ def _summary_lines(report: Report) -> list[str]:
         f"{host['cpus']} CPUs), {host['os']}, Python {host['python']}. top-1 shows the bundle "
         "(reference in brackets); cosine is the lowest over outputs; speedup is the fp32 "
         "bundle's p50 over this one's, same profile and target, timed interleaved in fresh "
-        "processes (medians).",
+        "processes (medians)."
+        + (" Rows marked ↳ were measured on the named board (--remote): its own accuracy, "
+           "latency and memory; its identity is in report.json."
+           if any(c.boards for c in report.cells) else "")
+        + (" The emulated column is the accuracy measured on the profile's CPU model under "
+           "qemu (--emulate; no latency is taken there)."
+           if any(c.emulated for c in report.cells) else ""),
     ]
 
 
 def to_markdown(report: Report) -> str:
     lines = [f"# edgepack report — {report.source['file']}", ""]
     lines += [f"- {s}" for s in _summary_lines(report)]
-    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for cell in report.cells:
-        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in cell_row(cell)) + " |")
+    columns, rows = table_rows(report.cells)
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, values in rows:
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values) + " |")
     skipped = [c for c in report.cells if c.status == "skipped"]
     if skipped:
         lines += ["", "## Skipped", ""]
         lines += [f"- {c.key}: {c.reason}" for c in skipped]
+    emulated = [c for c in report.cells if c.emulated]
+    if emulated:
+        lines += ["", "## Verified on an emulated CPU (--emulate)", ""]
+        for c in emulated:
+            e = c.emulated
+            where = e.get("verified_on", "")
+            lines.append(f"- {c.key}: {e['status']}" + (f", {where}" if where else "")
+                         + (f": {e['reason']}" if e.get("reason") else
+                            f" ({e['selftest']})" if e.get("selftest") else ""))
+    boards = [(c, b) for c in report.cells for b in c.boards]
+    if boards:
+        lines += ["", "## Boards (--remote)", ""]
+        for c, b in boards:
+            ident = b.get("identity") or {}
+            runtime = b.get("runtime") or {}
+            lines.append(f"- {c.key} on {b['remote']}: {b.get('status')}; "
+                         + ", ".join(f"{k} {ident[k]}" for k in ("model", "machine", "kernel",
+                                                                  "python") if ident.get(k))
+                         + (f", {runtime.get('runtime')} {runtime.get('version')}"
+                            if runtime else "")
+                         + (f": {b['reason']}" if b.get("reason") else ""))
     kept = [c for c in report.cells if c.previous or c.failed_bundles]
     if kept:
         lines += ["", "## Kept for inspection", ""]
@@ -153,12 +229,13 @@ def to_markdown(report: Report) -> str:
 
 def to_html(report: Report) -> str:
     esc = html.escape
+    columns, table = table_rows(report.cells)
     rows = "\n".join(
-        "<tr class='{}'>{}</tr>".format(esc(c.status),
-                                        "".join(f"<td>{esc(v)}</td>" for v in cell_row(c)))
-        for c in report.cells)
+        "<tr class='{}'>{}</tr>".format(esc(status),
+                                        "".join(f"<td>{esc(v)}</td>" for v in values))
+        for status, values in table)
     summary = "".join(f"<li>{esc(s).replace('**', '')}</li>" for s in _summary_lines(report))
-    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>edgepack report — {esc(report.source['file'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
@@ -178,10 +255,11 @@ def terminal_table(report: Report, cells: list[Cell] | None = None):
     from rich.table import Table
 
     table = Table(title=f"edgepack build — {report.source['file']}")
-    for col in COLUMNS[:-1]:  # reasons are printed below the table
+    columns, rows = table_rows(report.cells if cells is None else cells)
+    for col in columns[:-1]:  # reasons are printed below the table
         table.add_column(col, no_wrap=col == "status")
     style = {"ok": "green", "failed": "red", "skipped": "dim"}
-    for cell in report.cells if cells is None else cells:
+    for status, values in rows:
         # "[f32]" and shapes would otherwise be read as rich markup and vanish
-        table.add_row(*map(escape, cell_row(cell)[:-1]), style=style.get(cell.status))
+        table.add_row(*map(escape, values[:-1]), style=style.get(status))
     return table

@@ -57,11 +57,13 @@ def all_targets() -> list:
 def toolchain_groups() -> dict[str, list]:
     """Every isolated environment, by what it serves: a target's name (its converters) or an
     importer's framework (e.g. tensorflow)."""
+    from edgepack.emulation import SYSROOT
     from edgepack.importers import all_importer_toolchains
 
     groups = {t.name: list(t.toolchains) for t in all_targets() if t.toolchains}
     for chain in all_importer_toolchains():
         groups.setdefault(chain.purpose, []).append(chain)
+    groups[SYSROOT.purpose] = [SYSROOT]
     return groups
 
 
