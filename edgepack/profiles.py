@@ -7,7 +7,6 @@ to the user's own TOML file. Unknown keys are errors, so a typo never passes sil
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -128,16 +127,7 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
                 f"unknown profile '{text}'; known profiles: {known} "
                 "(or pass a path to a .toml file)"
             )
-    if not path.is_file():
-        raise ProfileError(f"profile file {path} does not exist" if not path.exists()
-                           else f"profile {path} is not a file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ProfileError(f"profile file {path} cannot be read: {e.strerror or e}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ProfileError(f"profile file {path} is not valid TOML: {e}") from None
-    return _parse(data, str(path))
+    return _parse(settings.read_toml(path, "profile", ProfileError), str(path))
 
 
 def _parse(data: dict, source: str) -> DeviceProfile:

@@ -94,6 +94,11 @@ SETTINGS: dict[str, Number | Choice] = {s.key: s for s in (
     Number("runs", int, 1, 10_000_000, "timed runs per bundle", flag="--runs"),
     Number("min_time", float, 0.01, 3600, "time each bundle for at least this long", "s",
            flag="--min-time"),
+    Number("bench_rounds", int, 1, 100, "benchmark each bundle in this many fresh processes "
+           "(the median round is reported; report compare uses their spread as the noise)",
+           flag="--bench-rounds"),
+    Number("jobs", int, 1, 256, "profile/target groups lowered and verified in parallel "
+           "(benchmarks always run alone)", flag="--jobs"),
     Number("warmup", int, 0, 1_000_000, "untimed runs before timing", flag="--warmup"),
     Number("threads", int, 1, 1024, "inference threads", flag="--threads",
            profile_key="threads"),
@@ -115,6 +120,18 @@ SETTINGS: dict[str, Number | Choice] = {s.key: s for s in (
            "fp32 p50 over this precision's p50 (same profile and target, timed interleaved); "
            "0 reports the speedup without gating", "×", flag="--min-speedup",
            profile_key="speed.<precision>.min_speedup"),
+    Number("max_latency_ms", float, 0, None, "release gate: the bundle's latency at "
+           "latency_percentile must not exceed this", "ms", low_open=True,
+           flag="--max-latency-ms"),
+    Choice("latency_percentile", ("p50", "p90", "p99", "mean", "max"),
+           "which latency max_latency_ms gates", flag="--latency-percentile"),
+    Number("max_size_mb", float, 0, None, "release gate: the bundle's model files", "MiB",
+           low_open=True, flag="--max-size-mb"),
+    Number("max_peak_rss_mb", float, 0, None, "release gate: the benchmark process's peak RSS",
+           "MiB", low_open=True, flag="--max-peak-rss-mb"),
+    Number("compare_threshold", float, 0, 100, "report compare: how much worse a cell may "
+           "get (relative for latency, size and memory; absolute for cosine and top-1 points)",
+           flag="--*-threshold"),
     Number("cores", int, 1, 1024, "CPU cores of the device", profile_key="cores"),
     Number("memory_mb", int, 16, 16 * 2**20, "memory of the device", "MiB",
            profile_key="memory_mb"),
@@ -140,6 +157,22 @@ def check_version(value, where: str, error: type[EdgepackError]) -> str:
         raise error(f"{where}: {value!r} is not a version; write it as MAJOR.MINOR, "
                     "e.g. \"2.36\"")
     return value
+
+
+def read_toml(path, what: str, error: type[EdgepackError]) -> dict:
+    """A TOML file's contents; ``error`` saying "<what> file PATH does not exist / cannot be
+    read / is not valid TOML" otherwise (profiles and the config file both use this)."""
+    import tomllib
+
+    if not path.is_file():
+        raise error(f"{what} file {path} does not exist" if not path.exists()
+                    else f"{what} {path} is not a file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise error(f"{what} file {path} cannot be read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{what} file {path} is not valid TOML: {e}") from None
 
 
 def markdown_table() -> str:

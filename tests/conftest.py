@@ -122,3 +122,62 @@ def make_matmul_model(path: Path, batch: int | str = 1, features: int = 4,
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
+
+
+# --------------------------------------------------------------------------- report.json schema
+def edgepack_reports(root: Path) -> list[Path]:
+    """The report.json files edgepack wrote under ``root``: publishing writes report.md beside
+    each one, so a report.json alone is a test's hand-made input (e.g. a stub for ``report
+    merge``), not a report of edgepack's."""
+    found = []
+    for folder, _, names in os.walk(root):
+        if "report.json" in names and "report.md" in names:
+            found.append(Path(folder) / "report.json")
+    return sorted(found)
+
+
+def report_problem(report: object) -> str | None:
+    """The most specific way ``report`` breaks edgepack/schemas/report.schema.json (the
+    deepest error's JSON path and message), or None when it is valid."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    from edgepack.schemas import load
+
+    errors = list(Draft202012Validator(load("report")).iter_errors(report))
+    if not errors:
+        return None
+    deepest = max(len(e.absolute_path) for e in errors)
+    error = best_match(e for e in errors if len(e.absolute_path) == deepest)
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+    why = error.schema.get("description") if isinstance(error.schema, dict) else None
+    return f"at {error.json_path}: {message}" + (f" ({why})" if why else "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_written_report_matches_the_schema(tmp_path_factory):
+    """After the session, every report.json the tests had edgepack write (under pytest's
+    basetemp) must match the published schema; a mismatch is an error in this teardown."""
+    yield
+    reports = edgepack_reports(tmp_path_factory.getbasetemp())
+    if not reports:
+        return
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        pytest.fail("jsonschema is not installed, so the report.json files the tests wrote "
+                    "cannot be checked: pip install -e '.[test]'", pytrace=False)
+    import json
+
+    bad = []
+    for path in reports:
+        try:
+            problem = report_problem(json.loads(path.read_text()))
+        except ValueError as e:
+            problem = f"not JSON ({e})"
+        if problem:
+            bad.append(f"{path}: {problem}")
+    if bad:
+        pytest.fail(f"{len(bad)} of {len(reports)} report.json files the tests wrote do not "
+                    "match edgepack/schemas/report.schema.json:\n" + "\n".join(bad),
+                    pytrace=False)

@@ -58,11 +58,23 @@ def _root(
 
 
 def _register() -> None:
-    from edgepack.cli import bench, build, debug_accuracy, inspect, profiles, toolchain, verify
+    from edgepack.cli import (
+        bench,
+        build,
+        debug_accuracy,
+        inspect,
+        profiles,
+        report,
+        toolchain,
+        verify,
+    )
 
     for module in (build, inspect, verify, bench, debug_accuracy):
         command = module.make_command() if hasattr(module, "make_command") else module.command
         app.command(module.NAME, help=command.__doc__)(command)
+    plan = build.make_command(plan_only=True)
+    app.command("plan", help=plan.__doc__)(plan)
+    app.add_typer(report.app, name="report")
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(toolchain.app, name="toolchain")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import platform
 import re
 import shutil
-from dataclasses import asdict, dataclass, replace
+import threading
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from edgepack.artifact import sha256_file
 from edgepack.bundle import check_bundle, write_archive, write_bundle
 from edgepack.child import run_task
 from edgepack.device import core
+from edgepack.gates import describe, resource_gates
 from edgepack.pipeline.options import BuildOptions
 from edgepack.pipeline.plan import PlannedCell, target_options_for
 from edgepack.pipeline.prepare import Prepared
@@ -41,6 +43,8 @@ class CellContext:
     work: Path  # the build's work folder (scratch)
     stage: Path  # the model's output folder being assembled inside ``work``
     build: dict  # when/where this build ran, recorded in every cell
+    # one benchmark at a time, whatever --jobs: timings must not disturb each other
+    bench_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
         cell.runtime, cell.notes = last.runtime, [*planned_notes, *last.lowered.notes]
     if accepted is None:
         return _failed(ctx, cell, log)
-    bench = _bench(ctx, p, bundle, log)
+    bench = bench_cell(ctx, p, bundle, log)
     if isinstance(bench, str):
         cell.attempts[-1].kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts),
                                                 Strategy(cell.attempts[-1].strategy),
@@ -130,6 +134,12 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
         return _failed(ctx, cell, log)
     cell.latency, cell.memory = bench["latency"], bench["memory"]
     cell.speed = cell.attempts[-1].speed
+    marginal = (cell.speed or {}).get("speedup")
+    if marginal is not None and cell.speed.get("min_speedup") and marginal < MARGINAL_SPEEDUP:
+        cell.notes.append(f"only {marginal:.2f}× fp32's speed: it passed the speed gate "
+                          f"(>= {cell.speed['min_speedup']:g}× in every interleaved round) but "
+                          "the gain is within run-to-run noise; raise --min-speedup to refuse "
+                          "such cells")
     if ctx.opts.emulate:
         cell.emulated = emulate(ctx, p, bundle, log, budget)
     cell.boards = on_boards(ctx, p, bundle, log, budget)
@@ -144,6 +154,17 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Path | None = None) -
         return _failed(ctx, cell, log)
     cell.runtime = {**(cell.runtime or {}), "bench": bench["runtime"]}
     cell.size = sum((bundle / f).stat().st_size for f in accepted.lowered.files)
+    resources = resource_gates(ctx.opts.limits, cell.profile, cell.target, cell.precision,
+                               cell.latency, cell.size, cell.memory)
+    cell.gates = [*cell.gates, *resources]
+    missed = [describe(g) for g in resources if not g["ok"]]
+    if missed:  # verified, but too slow, big or hungry for this release: not shipped
+        last = cell.attempts[-1]
+        cell.status, last.outcome = "failed", "rejected"
+        cell.reason = last.reason = "release gate missed: " + "; ".join(missed)
+        last.kept = _keep_rejected(ctx, bundle, cell, len(cell.attempts),
+                                   Strategy(last.strategy), last.model)
+        return _failed(ctx, cell, log)
     cell.archive_sha256 = write_archive(bundle, bundle.with_name(bundle.name + ".tar.gz"))
     cell.bundle, cell.archive = str(rel), str(rel) + ".tar.gz"
     cell.status, cell.reason = "ok", None
@@ -459,6 +480,7 @@ def _board_record(prep: Prepared, budget: AccuracyBudget, result: dict) -> dict:
     return record
 
 
+MARGINAL_SPEEDUP = 1.1  # a shipped cell below this gets a note: a gain within noise
 SPEED_ROUNDS = 3  # interleaved rounds of (fp32, candidate) for the speed gate
 SPEED_SECONDS = 0.3  # timed per run
 
@@ -499,8 +521,9 @@ def compare_speed(ctx: CellContext, p: PlannedCell, baseline: Path, bundle: Path
     for r in range(SPEED_ROUNDS):
         for label, path in pair if r % 2 == 0 else pair[::-1]:
             spec = BenchSpec(str(path), threads, warmup=5, min_time=SPEED_SECONDS)
-            res = run_task(spec, ctx.work / "tmp" / p.cell.profile / p.cell.name / "speed",
-                           log, ctx.opts.timeout)
+            with ctx.bench_lock:
+                res = run_task(spec, ctx.work / "tmp" / p.cell.profile / p.cell.name / "speed",
+                               log, ctx.opts.timeout)
             if not res.ok:
                 return {"error": f"{label}: {res.reason}"}
             runs[label].append(res.result["latency_ms"]["p50"])
@@ -512,18 +535,30 @@ def compare_speed(ctx: CellContext, p: PlannedCell, baseline: Path, bundle: Path
             "measured_on": "build host"}
 
 
-def _bench(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path) -> dict | str:
-    """Latency, memory and runtime info of a verified bundle, or why benchmarking failed."""
+def bench_cell(ctx: CellContext, p: PlannedCell, bundle: Path, log: Path) -> dict | str:
+    """Latency, memory and runtime info of a verified bundle, or why benchmarking failed.
+    With ``bench_rounds`` > 1 the bundle is timed in that many fresh processes: the round
+    with the median p50 is reported, and every round's p50 is kept (``rounds_p50_ms``) so a
+    later ``report compare`` can tell a change from the host's process-to-process noise."""
     opts, cell = ctx.opts, p.cell
     threads = opts.threads or p.profile.threads
     spec = BenchSpec(str(bundle), threads, opts.warmup, opts.runs, opts.min_time)
-    res = run_task(spec, ctx.work / "tmp" / cell.profile / cell.name, log, opts.timeout)
-    cell.timings["bench_s"] = round(res.seconds, 3)
-    if not res.ok:
-        return f"benchmark failed: {res.reason}"
-    r = res.result
+    results, seconds = [], 0.0
+    for _ in range(opts.bench_rounds):
+        with ctx.bench_lock:
+            res = run_task(spec, ctx.work / "tmp" / cell.profile / cell.name, log, opts.timeout)
+        seconds += res.seconds
+        if not res.ok:
+            cell.timings["bench_s"] = round(seconds, 3)
+            return f"benchmark failed: {res.reason}"
+        results.append(res.result)
+    cell.timings["bench_s"] = round(seconds, 3)
+    ordered = sorted(results, key=lambda r: r["latency_ms"]["p50"])
+    r = ordered[len(ordered) // 2]
     latency = {**r["latency_ms"], "threads": r["threads"], "cold_start_ms": r["cold_start_ms"],
                "measured_on": "build host"}
+    if len(results) > 1:
+        latency["rounds_p50_ms"] = [x["latency_ms"]["p50"] for x in results]
     return {"latency": latency, "memory": r["memory"], "runtime": r["runtime"]}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgepack import settings
 from edgepack.errors import OutputError, UsageError
+from edgepack.gates import Limits
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class BuildOptions:
     target_options: dict = field(default_factory=dict)  # TargetOption.name -> value
     strategy: str | None = None  # only try lowering strategies whose name contains this
     timeout: float = 900.0
+    bench_rounds: int = 1  # benchmark each bundle in this many fresh processes
+    jobs: int = 1  # --jobs: profile/target groups lowered and verified at once
+    cache: Path | None = None  # --cache DIR: the content-addressed build cache
+    rebench: bool = False  # --rebench: time cells restored from the cache again
+    limits: tuple[Limits, ...] = ()  # release gates: latency, size, memory (flags, config)
+    cells: tuple[str, ...] = ()  # --cell PROFILE/TARGET[-PRECISION]: build only these
 
     @property
     def name(self) -> str:
@@ -54,11 +61,14 @@ def validate(opts: BuildOptions) -> None:
         raise UsageError("--runs and --min-time exclude each other: pass one")
     for key, value in (("runs", opts.runs), ("min_time", opts.min_time),
                        ("warmup", opts.warmup), ("threads", opts.threads),
+                       ("bench_rounds", opts.bench_rounds), ("jobs", opts.jobs),
                        ("timeout", opts.timeout), ("max_top1_drop", opts.max_accuracy_drop),
                        ("min_cosine", opts.min_cosine), ("min_speedup", opts.min_speedup)):
         if value is not None:
             settings.check(key, value, settings.SETTINGS[key].flag)
     settings.check("calibration", opts.calibration_method, "--calibration")
+    for limits in opts.limits:
+        limits.check()
     for name in opts.precisions or ():
         settings.check("precision", name, "--precision")
     if opts.precisions is not None and not opts.precisions:
@@ -81,6 +91,9 @@ def validate(opts: BuildOptions) -> None:
     for remote in opts.remotes:
         parse_remote(remote)
     check_output(opts.output, opts.name)
+    if opts.cache is not None and opts.cache.exists() and not opts.cache.is_dir():
+        raise OutputError(f"--cache: {opts.cache} exists and is not a folder; pass a folder "
+                          "(it is created if missing)")
 
 
 def check_output(output: Path, name: str) -> None:

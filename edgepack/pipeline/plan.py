@@ -59,9 +59,59 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
                 for planned in new:
                     planned.cell.auto = auto
                 cells += new
+    cells = select_cells(opts.cells, cells)
     if opts.strategy is not None:
         _check_strategy_matches(opts, cells)
     return cells
+
+
+def group_id(cell: Cell) -> str:
+    """The unit of a CI matrix: one profile and target, all its precisions (every other
+    precision is timed against the fp32 bundle, so they are built on the same runner)."""
+    return f"{cell.profile}/{cell.target}"
+
+
+def select_cells(wanted: tuple[str, ...], cells: list[PlannedCell]) -> list[PlannedCell]:
+    """Only the cells named by ``--cell`` (PROFILE/TARGET or PROFILE/TARGET-PRECISION...),
+    plus the fp32 baseline of each profile and target they belong to."""
+    if not wanted:
+        return cells
+    keep: set[int] = set()
+    for text in wanted:
+        profile, _, rest = text.partition("/")
+        found = [i for i, p in enumerate(cells) if p.cell.profile == profile
+                 and rest in (p.cell.target, p.cell.name)]
+        if not found:
+            known = sorted({group_id(p.cell) for p in cells}
+                           | {p.cell.key for p in cells})
+            raise TargetError(f"--cell {text}: no such cell in this build's plan; it has: "
+                              f"{', '.join(known)} (see: edgepack plan)")
+        keep.update(found)
+    groups = {group_id(cells[i].cell) for i in keep}
+    for i, p in enumerate(cells):
+        if group_id(p.cell) in groups and p.cell.precision == "fp32" and not p.cell.variant \
+                and i not in keep:
+            keep.add(i)
+            p.cell.notes.append("built as the speed baseline of the selected cells")
+    return [p for i, p in enumerate(cells) if i in keep]
+
+
+def matrix(opts: BuildOptions, cells: list[PlannedCell], model_id: str | None = None) -> dict:
+    """The plan as a CI matrix: {"include": [{"cell": ID, ...}, ...]} (one entry per profile
+    and target with something to build), and the skipped cells with their reasons."""
+    include: dict[str, dict] = {}
+    skipped = []
+    for p in cells:
+        gid = group_id(p.cell)
+        if p.cell.status == "skipped":
+            skipped.append({"cell": p.cell.key, "reason": p.cell.reason})
+            continue
+        entry = include.setdefault(gid, {
+            "cell": f"{model_id}/{gid}" if model_id else gid, "model": opts.name,
+            "profile": p.cell.profile, "target": p.cell.target, "precisions": []})
+        if p.cell.precision not in entry["precisions"]:
+            entry["precisions"].append(p.cell.precision)
+    return {"include": list(include.values()), "skipped": skipped}
 
 
 def _check_strategy_matches(opts: BuildOptions, cells: list[PlannedCell]) -> None:

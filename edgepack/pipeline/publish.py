@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edgepack.bundle import SUMS, write_sums
 from edgepack.pipeline.cells import FAILED
+from edgepack.report.junit import to_junit
 from edgepack.report.model import Cell, Report
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
@@ -48,6 +49,7 @@ def publish(stage: Path, out_root: Path, report: Report, built: list[Cell],
                 _replace(stage / shared, final / shared, trash)
         report.cells = list(merged.values())
         _write_reports(final, report)
+        _write_text(final / "junit.xml", to_junit(report))
         write_sums(final, [c.archive for c in report.cells if c.status == "ok" and c.archive]
                    + [c.previous["archive"] for c in report.cells if c.previous])
     return report, final
@@ -91,10 +93,17 @@ def _read_previous(final: Path, report: Report) -> Report | None:
 def _write_reports(final: Path, report: Report) -> None:
     from edgepack.report.render import to_html, to_json, to_markdown
 
-    for name, render in zip(REPORT_FILES, (to_json, to_markdown, to_html), strict=True):
+    renderers = (to_json, to_markdown, lambda r: to_html(r, final))
+    for name, render in zip(REPORT_FILES, renderers, strict=True):
         tmp = final / f".{name}.part"
         tmp.write_text(render(report))
         tmp.replace(final / name)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _replace(src: Path, dst: Path, trash: Path) -> None:

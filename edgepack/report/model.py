@@ -63,6 +63,7 @@ class Cell:
     auto: bool = False  # built for --precision auto
     chosen: str | None = None  # --precision auto chose this cell: why
     optional: bool = False  # --precision auto chose another cell: this one cannot fail the build
+    cached: dict | None = None  # restored from the build cache (--cache): when it was built
 
     @property
     def fails_build(self) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import html
 import json
 import math
+from pathlib import Path
 
 from edgepack.report.model import Cell, Report
 
@@ -23,7 +23,9 @@ def _accuracy_numbers(outputs: dict) -> tuple[str, str, str]:
                 top1 += f" ({m['top1_reference'] * 100:.2f}%)"
         if "top1_agreement" in m:
             agree = f"{m['top1_agreement'] * 100:.2f}%"
-    cosine = f"{min(cosines):.5f}" if cosines else ""
+    # a report read back from JSON holds non-finite numbers as strings ("nan", "inf")
+    numbers = [c for c in cosines if isinstance(c, int | float)]
+    cosine = f"{min(numbers):.5f}" if numbers else ("nan" if cosines else "")
     return top1, agree, cosine
 
 
@@ -188,6 +190,13 @@ def to_markdown(report: Report) -> str:
                          + (f", {runtime.get('runtime')} {runtime.get('version')}"
                             if runtime else "")
                          + (f": {b['reason']}" if b.get("reason") else ""))
+    cached = [c for c in report.cells if c.cached]
+    if cached:
+        lines += ["", "## Restored from the build cache (--cache)", ""]
+        lines += [f"- {c.key}: built {c.cached.get('built')} on {c.cached.get('host')}; "
+                  + ("re-timed now (--rebench)" if c.cached.get("rebenchmarked") else
+                     "latency and memory are that build's (--rebench times it again)")
+                  for c in cached]
     kept = [c for c in report.cells if c.previous or c.failed_bundles]
     if kept:
         lines += ["", "## Kept for inspection", ""]
@@ -222,31 +231,18 @@ def to_markdown(report: Report) -> str:
                 if not g["ok"]:
                     op = ">=" if g["kind"] == "min" else "<="
                     lines.append(f"- {cell.key}: {g['name']} = {g['value']:.6g} "
-                                 f"(needs {op} {g['limit']:g})")
+                                 f"(needs {op} {g['limit']:g})"
+                                 + (f" — gate `{g['gate']}`" if g.get("gate") else ""))
     lines += ["", "## Tools", ""] + [f"- {k} {v}" for k, v in sorted(report.tools.items())]
     return "\n".join(lines) + "\n"
 
 
-def to_html(report: Report) -> str:
-    esc = html.escape
-    columns, table = table_rows(report.cells)
-    rows = "\n".join(
-        "<tr class='{}'>{}</tr>".format(esc(status),
-                                        "".join(f"<td>{esc(v)}</td>" for v in values))
-        for status, values in table)
-    summary = "".join(f"<li>{esc(s).replace('**', '')}</li>" for s in _summary_lines(report))
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>edgepack report — {esc(report.source['file'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}tr.failed{{background:#fdd}}
-tr.ok{{background:#efe}}tr.skipped{{background:#eee}}</style></head>
-<body><h1>edgepack report — {esc(report.source['file'])}</h1><ul>{summary}</ul>
-<table><thead><tr>{head}</tr></thead><tbody>
-{rows}
-</tbody></table>
-<p>Full numbers: report.json</p></body></html>
-"""
+def to_html(report: Report, folder: Path | None = None) -> str:
+    """report.html (see edgepack.report.html); ``folder``, the report's output folder, lets
+    it quote the end of each failed cell's log."""
+    from edgepack.report.html import to_html as render
+
+    return render(report, folder)
 
 
 def terminal_table(report: Report, cells: list[Cell] | None = None):
