@@ -3,7 +3,8 @@
 An unchanged rebuild restores every cell instead of lowering, verifying and benchmarking it
 again. Keys are sha256 digests of everything a result depends on:
 
-- ``prepare/<key>``: the model file's sha256 (for an entry point, its file and weights), the
+- ``prepare/<key>``: the model's digest (``source_sha256``: the file, a SavedModel's files, or
+  an entry point's file and weights) and entry point name, the
   data files' sha256, input shapes and fixed inputs, whether calibration data is needed,
   edgepack's version and every tool's version. Holds the report's source/data/stages/notes,
   the ``models/`` folder and the reference logs.
@@ -31,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 from edgepack.artifact import sha256_file
+from edgepack.importers import parse_model
+from edgepack.pipeline.importing import source_sha256
 from edgepack.pipeline.options import BuildOptions
 from edgepack.pipeline.plan import PlannedCell, target_options_for
 from edgepack.report.model import Cell
@@ -44,32 +47,27 @@ def digest(value) -> str:
 
 
 def _file_digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    if path.is_dir():  # a SavedModel folder
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(str(f.relative_to(path)).encode())
-            h.update(sha256_file(f).encode())
-        return h.hexdigest()
-    return sha256_file(path) if path.is_file() else None
+    return sha256_file(path) if path is not None and path.is_file() else None
 
 
 class BuildCache:
     def __init__(self, root: Path) -> None:
+        from edgepack.report.model import host_info
+
         self.root = root
+        host = host_info()  # the machine whose latency cached cells carry
+        self.host = [host["cpu"], host["cpus"], host["machine"]]
 
     # ------------------------------------------------------------------ keys
     def prepare_key(self, opts: BuildOptions, needs_calib: bool) -> str:
         from edgepack import __version__
         from edgepack.pipeline import tool_versions
 
-        model_file = Path(str(opts.model).rsplit(":", 1)[0]) if ".py:" in str(opts.model) \
-            else opts.model
+        source = parse_model(opts.model, opts.weights, opts.trust_pickle)
         return digest({
             "format": CACHE_FORMAT, "edgepack": __version__, "tools": tool_versions(),
-            "model": _file_digest(model_file), "entry": str(opts.model).rpartition(":")[2],
-            "weights": _file_digest(opts.weights), "trust_pickle": opts.trust_pickle,
+            "model": source_sha256(source), "entry": source.entry,
+            "trust_pickle": opts.trust_pickle,
             "data": {k: _file_digest(v) for k, v in
                      (("data", opts.data), ("eval", opts.eval), ("calib", opts.calib))},
             "input_shapes": opts.input_shapes, "fixed_inputs": opts.fixed_inputs,
@@ -78,9 +76,6 @@ class BuildCache:
         })
 
     def cell_key(self, prepare_key: str, opts: BuildOptions, p: PlannedCell) -> str:
-        from edgepack.report.model import host_info
-
-        host = host_info()
         profile = {k: v for k, v in p.profile.to_dict().items() if k != "source"}
         return digest({
             "prepare": prepare_key, "profile": profile, "target": p.target.name,
@@ -91,7 +86,7 @@ class BuildCache:
             "calibration": opts.calibration_method, "strategy": opts.strategy,
             "limits": [vars(x) for x in opts.limits], "emulate": opts.emulate,
             "remotes": list(opts.remotes), "vendor_wheels": opts.vendor_wheels,
-            "host": [host["cpu"], host["cpus"], host["machine"]],
+            "host": self.host,
         })
 
     # ------------------------------------------------------------------ prepare entries
