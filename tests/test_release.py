@@ -176,8 +176,16 @@ def test_report_compare_flags_a_latency_regression_and_passes_a_rerun(tmp_path):
     assert same.returncode == 0, same.stdout + same.stderr
     assert "No regression." in same.stdout
 
-    slow = tmp_path / "slow" / "digits_cnn"
-    shutil.copytree(tmp_path / "old" / "digits_cnn", slow)
+    # the injected case starts from a steady measurement (rounds equal to the p50): a real
+    # round on this host can be off by half, and then no 20% change is provable
+    base, slow = tmp_path / "base" / "digits_cnn", tmp_path / "slow" / "digits_cnn"
+    shutil.copytree(tmp_path / "old" / "digits_cnn", base)
+    steady = json.loads((base / "report.json").read_text())
+    for cell in steady["cells"]:
+        cell["latency"]["rounds_p50_ms"] = [cell["latency"]["p50"]] * 3
+        cell["latency"]["p90"] = cell["latency"]["p50"]
+    (base / "report.json").write_text(json.dumps(steady))
+    shutil.copytree(base, slow)
     report = json.loads((slow / "report.json").read_text())
     for cell in report["cells"]:
         lat = cell["latency"]
@@ -185,7 +193,7 @@ def test_report_compare_flags_a_latency_regression_and_passes_a_rerun(tmp_path):
             lat[key] *= 1.2
         lat["rounds_p50_ms"] = [x * 1.2 for x in lat["rounds_p50_ms"]]
     (slow / "report.json").write_text(json.dumps(report))
-    worse = run_cli("report", "compare", tmp_path / "old", slow / "report.json", "--json")
+    worse = run_cli("report", "compare", base / "report.json", slow / "report.json", "--json")
     assert worse.returncode == 1, worse.stdout + worse.stderr
     result = json.loads(worse.stdout)
     (reg,) = [d for d in result["deltas"] if d["regression"]]
@@ -194,7 +202,7 @@ def test_report_compare_flags_a_latency_regression_and_passes_a_rerun(tmp_path):
     other = json.loads((slow / "report.json").read_text())
     other["host"]["cpu"] = "Some ARM board"
     (slow / "report.json").write_text(json.dumps(other))
-    cross = run_cli("report", "compare", tmp_path / "old", slow / "report.json")
+    cross = run_cli("report", "compare", base / "report.json", slow / "report.json")
     assert cross.returncode == 0, cross.stdout
     assert "different hosts" in cross.stdout and "not gated" in cross.stdout
 
