@@ -4,7 +4,7 @@ Importing this package loads only the light core (numpy-free even): runtimes and
 converters are imported lazily by the targets that need them.
 """
 
-__version__ = "0.1.0"
+from edgepack.version import __version__
 
 
 def __getattr__(name: str):

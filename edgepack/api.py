@@ -5,7 +5,7 @@
                             precisions=["fp32", "int8"], eval="eval.npz", max_latency_ms=5)
     report.ok, [(c.key, c.status, c.latency["p50"]) for c in report.cells if c.latency]
 
-Keyword arguments are the config file's keys (see ``edgepack.config.KEYS``); ``config=`` reads
+Keyword arguments are the config file's keys (``edgepack.options.OPTIONS``); ``config=`` reads
 a config file and the arguments override it. Errors a user can cause raise
 :class:`edgepack.errors.EdgepackError` with the same one-line message the CLI prints.
 """
@@ -15,15 +15,19 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from edgepack.config import check_values, find_config, load_config, merged, to_options
+from edgepack.config import check_values, find_config, load_config, merged
 from edgepack.errors import UsageError
+from edgepack.options import OPTIONS, Names, build_options
 
 
 def options_list(flags: dict, config: Path | str | None = None) -> list:
     """One BuildOptions per model: the config file's (``config``, or ./edgepack.toml when no
     model is given) with ``flags`` on top; ``flags["cells"]`` selects cells (--cell)."""
     flags = dict(flags)
-    cells = tuple(flags.pop("cells", None) or ())
+    cells = flags.pop("cells", None)
+    if cells is not None and not cells:  # --cell "": a mistake, not "every cell"
+        raise UsageError("--cell names no cell; pass PROFILE/TARGET[-PRECISION] (see: "
+                         "edgepack plan)")
     cfg = None
     if config is not None:
         cfg = load_config(Path(config))
@@ -37,7 +41,7 @@ def options_list(flags: dict, config: Path | str | None = None) -> list:
     if cfg and flags.get("model") is not None and len(models) > 1:
         raise UsageError(f"{cfg.path.name} declares {len(models)} models; a MODEL argument "
                          "cannot replace all of them (leave it out, or use a one-model config)")
-    opts = [to_options(merged(raw, flags)) for raw in models]
+    opts = [build_options(merged(raw, flags)) for raw in models]
     names = [o.name for o in opts]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -67,13 +71,18 @@ def _flags(kwargs: dict) -> dict:
     """API keyword arguments, checked like config keys (same names, same types)."""
     cells = kwargs.pop("cells", None)
     model = kwargs.get("model")
-    checked = check_values({k: (str(v) if isinstance(v, Path) else
-                                list(v) if isinstance(v, tuple) else v)
-                            for k, v in kwargs.items() if v is not None},
-                           "edgepack.build()", None)
+    def plain(key: str, v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, str) and isinstance(getattr(OPTIONS.get(key), "kind", None), Names):
+            return [v]  # one name where a list is due: friendly in Python
+        return list(v) if isinstance(v, tuple) else v
+
+    checked = check_values({k: plain(k, v) for k, v in kwargs.items() if v is not None},
+                           "edgepack.build():", None)
     if model is not None:
         checked["model"] = Path(model)
-    if cells:
+    if cells is not None:
         checked["cells"] = [cells] if isinstance(cells, str) else list(cells)
     return checked
 
@@ -106,12 +115,14 @@ def plan(flags: dict | None = None, config: Path | str | None = None, **options)
     return out
 
 
-def merge(folders: list[Path | str], output: Path | str):
+def merge(folders: list[Path | str], output: Path | str, prefer: Path | str | None = None):
     """Merge the output folders of ``build --cell`` jobs into ``output``; returns the merged
-    reports (one per model)."""
+    reports (one per model). A cell two folders hold with different bundles is an error,
+    unless ``prefer`` names the folder to keep it from."""
     from edgepack.pipeline.merge import merge as run_merge
 
-    return run_merge([Path(f) for f in folders], Path(output))
+    return run_merge([Path(f) for f in folders], Path(output),
+                     Path(prefer) if prefer is not None else None)
 
 
 def compare(old: Path | str, new: Path | str, **thresholds):

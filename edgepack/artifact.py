@@ -66,6 +66,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def sha256_folder(path: Path) -> str:
+    """Hex sha256 over a folder's files: each one's path (relative, POSIX) and sha256, sorted;
+    hidden files and folders left out."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if not any(part.startswith(".") for part in rel.split("/")):
+            h.update(f"{rel}\0{sha256_file(file)}\n".encode())
+    return h.hexdigest()
+
+
 def guess_layout(shape: tuple[Dim, ...]) -> str | None:
     """NCHW for 4-D tensors whose dim 1 looks like channels (1, 3 or 4), else None."""
     if len(shape) == 4 and shape[1] in (1, 3, 4):

@@ -49,12 +49,25 @@ def run_task(spec, workdir: Path, log: Path, timeout: float) -> TaskResult:
     result = result or {}
     if "error" in result:
         reason = result["error"]
-    elif done.ok:
-        reason = f"{task} exited without writing its result; see {log}"
-    else:
-        reason = f"{done.reason}; see {log}"
+    else:  # the log's last line, quoted: the log itself may be in a folder removed at exit
+        reason = (f"{task} exited without writing its result" if done.ok else done.reason) \
+            + _last_line(log)
     return TaskResult(False, result, reason, done.seconds, log,
                       user_error=bool(result.get("user_error")))
+
+
+def _last_line(log: Path) -> str:
+    """``: <the last line this task wrote to its log>`` (at most 300 characters), or
+    nothing."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 8192))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("$ ")]  # procs.run's header
+    mine = [ln for ln in lines[starts[-1] + 1 if starts else 0:] if ln]
+    return f": {mine[-1][:300]}" if mine else ""
 
 
 def _read_result(path: Path) -> dict | None:

@@ -11,6 +11,9 @@ Files a user gives (``--data``, ``--calib``, ``--eval``):
   stacked along it); optional integer ``labels`` (for classifiers: one per row of the class
   scores, i.e. ``N`` for a batch-1 classifier);
 * ``.npy`` holding the single input of a single-input model, in the same forms;
+* a folder of images or WAV files (labelled by class sub-folders), or a ``.txt`` file of one
+  sample per line with a tokenizer, read by :mod:`edgepack.media` with the preprocessing
+  that :mod:`edgepack.preprocessing` resolves (:func:`plan_reading`);
 * seeded synthetic data, labelled ``"synthetic"`` everywhere it is used.
 """
 
@@ -23,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepack import media, preprocessing
 from edgepack.artifact import TensorSpec
-from edgepack.errors import DataError
+from edgepack.errors import DataError, UsageError
 
 LABELS_KEY = "labels"
 SYNTHETIC_SAMPLES = 32
@@ -94,17 +98,93 @@ class Dataset:
         np.savez(path, **self.arrays, **extra)
 
 
+def check_data_file(path: Path, role: str) -> None:
+    """DataError unless ``path`` (named by ``role``: ``--data``, ``--calib``, ``--eval``) is
+    an existing file or folder."""
+    if not path.is_file() and not path.is_dir():
+        raise DataError(f"{role} file {path} does not exist" if not path.exists()
+                        else f"{role} {path} is not a file or a folder")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How data of one kind beside arrays becomes samples: the preprocessing record (the
+    report's and the manifest's), the class index of labelled folders, the tokenizer."""
+
+    record: dict
+    classes: dict | None = None
+    tokenizer: object = None
+
+
+def plan_reading(paths: dict[str, Path], inputs: Sequence[TensorSpec], given: dict,
+                 labels: Path | None = None, tokenizer: Path | None = None,
+                 metadata: dict[str, str] | None = None) -> Reading | None:
+    """One Reading for every data path given (by role, e.g. ``{"--calib": folder}``): they
+    are arrays (None), or all of one other kind. UsageError for preprocessing options that
+    the data does not use; DataError for data the inputs cannot take."""
+    kinds = {role: media.data_kind(path, role) for role, path in paths.items()}
+    kind = check_data_kinds(paths, given, labels, tokenizer)
+    if kind == "arrays":
+        return None
+    if kind == "text":
+        tok, described = media.load_tokenizer(tokenizer)
+        return Reading(preprocessing.resolve(kind, inputs, given, tokenizer=described),
+                       tokenizer=tok)
+    folders = [media.scan(paths[role], role) for role, k in kinds.items() if k == kind]
+    rates = media.wav_rates(folders) if kind == "audio" and "sample_rate" not in given else {}
+    record = preprocessing.resolve(kind, inputs, given, rates=rates)
+    return Reading(record, media.class_index(folders, labels, metadata or {}))
+
+
+def check_data_kinds(paths: dict[str, Path], given: dict, labels: Path | None = None,
+                     tokenizer: Path | None = None) -> str:
+    """The kind of the data paths given (by role): "arrays", or the one other kind they all
+    are. UsageError for kinds mixed, a preprocessing option, --labels or --tokenizer the data
+    does not use, and a text file without --tokenizer; DataError for a path of no kind."""
+    kinds = {role: media.data_kind(path, role) for role, path in paths.items()}
+    other = {k for k in kinds.values() if k != "arrays"}
+    if len(other) > 1:
+        raise UsageError("the data paths are of different kinds (" + ", ".join(
+            f"{role} {preprocessing.WORDS[k]}" for role, k in kinds.items()) + "); give one "
+            "kind, or .npz arrays for some")
+    kind = other.pop() if other else "arrays"
+    _check_applies(kind, given, labels, tokenizer)
+    return kind
+
+
+def _check_applies(kind: str, given: dict, labels: Path | None, tokenizer: Path | None) -> None:
+    words = preprocessing.WORDS[kind]
+    unused = [k for k in given if k not in preprocessing.APPLIES.get(kind, ())]
+    if unused:
+        users = [w for k, w in preprocessing.WORDS.items()
+                 if unused[0] in preprocessing.APPLIES.get(k, ())]
+        raise UsageError(f"--preprocess {unused[0]} applies to {users[0]}; the data given is "
+                         f"{words}" + (" (or none)" if kind == "arrays" else ""))
+    if labels is not None and kind not in ("image", "audio"):
+        raise UsageError(f"--labels names the classes of data in class sub-folders; the data "
+                         f"given is {words}" + (" (or none)" if kind == "arrays" else ""))
+    if tokenizer is not None and kind != "text":
+        raise UsageError(f"--tokenizer turns a .txt file's lines into token ids; the data given "
+                         f"is {words}" + (" (or none)" if kind == "arrays" else ""))
+    if kind == "text" and tokenizer is None:
+        raise UsageError("a .txt file's lines become token ids by a tokenizer: pass "
+                         "--tokenizer FILE (a tokenizer.json)")
+
+
 def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str,
-                 ignore: Sequence[str] = ()) -> Dataset:
-    """Load ``.npz``/``.npy`` data for a model with these (static) inputs.
+                 ignore: Sequence[str] = (), reading: Reading | None = None) -> Dataset:
+    """Load data for a model with these (static) inputs: ``.npz``/``.npy`` arrays, or a
+    folder or text file read by ``reading`` (planned for this path alone, with the defaults,
+    when not given).
 
     ``role`` names the flag in messages (``--data``, ``--calib``, ``--eval``); arrays named
     in ``ignore`` (inputs fixed to a constant) are dropped. Raises DataError when the file is
     missing or malformed or does not fit the inputs.
     """
-    if not path.is_file():
-        raise DataError(f"{role} file {path} does not exist" if not path.exists()
-                        else f"{role} {path} is not a file")
+    check_data_file(path, role)
+    if media.data_kind(path, role) != "arrays":
+        free = [s for s in inputs if s.name not in ignore]
+        return _load_media(path, free, role, reading or plan_reading({role: path}, free, {}))
     where = f"{role} {path.name}"
     arrays = _read_arrays(path, inputs, role)
     for name in ignore:
@@ -133,6 +213,24 @@ def load_dataset(path: Path, inputs: Sequence[TensorSpec], role: str,
     if labels is not None:
         labels = _check_labels(labels, n, where)
     return Dataset(samples, labels, "unlabelled" if labels is None else "labelled", str(path))
+
+
+def _load_media(path: Path, inputs: Sequence[TensorSpec], role: str,
+                reading: Reading) -> Dataset:
+    """A folder of images or WAV files, or a text file, as a Dataset."""
+    record = reading.record
+    if record["kind"] == "text":
+        arrays = media.read_text(path, record, reading.tokenizer, inputs, role)
+        n = len(next(iter(arrays.values())))
+        return Dataset(arrays, None, "unlabelled", f"{path} ({n} lines, tokenized)")
+    folder = media.scan(path, role)
+    spec = next(s for s in inputs if s.name == record["input"])
+    samples, labels = media.read_folder(folder, record, spec, reading.classes, role)
+    what = "images" if folder.kind == "image" else "WAV files"
+    classes = sorted(set(folder.classes)) if folder.labelled else []
+    where = f" in {len(classes)} class folders" if classes else ""
+    return Dataset({spec.name: samples}, labels, "labelled" if labels is not None
+                   else "unlabelled", f"{path} ({len(samples)} {what}{where})")
 
 
 def _read_arrays(path: Path, inputs: Sequence[TensorSpec], role: str) -> dict[str, np.ndarray]:

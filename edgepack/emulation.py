@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,10 @@ from edgepack.errors import EdgepackError
 from edgepack.toolchains import cache_dir
 
 QEMU = "qemu-aarch64-static"
+QEMU_PLUGINS = "qemu-aarch64"  # Debian's dynamic qemu-user: the one that loads TCG plugins
 PYTHON = "3.11"
+COUNTER_SOURCE = Path(__file__).resolve().parent / "toolchains" / "insn_count.c"
+GUEST = Path(__file__).resolve().parent / "device" / "count.py"
 DEBIAN_PACKAGES = (
     "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6",
     "libgcc-s1", "libstdc++6", "zlib1g", "libffi8", "libssl3", "libexpat1", "libbz2-1.0",
@@ -135,16 +139,79 @@ class Sysroot:
             shutil.rmtree(self.path, ignore_errors=True)
             raise
         log(f"installed {self.name}: {_size(self.path) / 2**30:.2f} GiB")
+        self.build_counter(log)
 
-    def command(self, cpu: str) -> list[str]:
-        """The interpreter prefix that runs the sysroot's Python on ``cpu``; writes the
-        matching ARM CPU view into the sysroot first."""
-        _cpu_view(self.root, cpu)
-        return [QEMU, "-cpu", cpu, "-L", str(self.root), str(self.root / "usr/bin/python3.11")]
+    # ------------------------------------------------------------------ instruction counter
+    @property
+    def counter(self) -> Path:
+        digest = hashlib.sha256(COUNTER_SOURCE.read_bytes()).hexdigest()[:12]
+        return self.path / "counter" / f"insn_count-{digest}.so"
+
+    def build_counter(self, log: Callable[[str], None]) -> None:
+        """Compile the instruction-counting plugin with the system C compiler."""
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            log("no C compiler (gcc): device estimates need one to build the instruction "
+                "counter; apt-get install gcc, then run this again")
+            return
+        self.counter.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.counter.with_suffix(".part")
+        done = procs.run([cc, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(COUNTER_SOURCE)],
+                         what="compiling the instruction counter", timeout=300, capture=True)
+        if not done.ok:
+            raise EdgepackError(f"compiling the instruction counter failed: {done.last_line()}")
+        tmp.replace(self.counter)
+        log(f"built the instruction counter {self.counter.name}")
+
+    def counter_missing(self) -> str | None:
+        """Why instructions cannot be counted here (and how to fix it), or None."""
+        missing = self.missing()
+        if missing:
+            return missing
+        if shutil.which(QEMU_PLUGINS) is None:
+            return (f"counting instructions needs Debian's dynamic qemu ({QEMU_PLUGINS}, which "
+                    "loads plugins): apt-get install qemu-user")
+        if not self.counter.is_file():
+            return ("the instruction counter is not built; run: edgepack toolchain install "
+                    "emulator")
+        return None
+
+    def command(self, cpu: str, features: tuple[str, ...] = (),
+                counter_out: Path | None = None) -> list[str]:
+        """The interpreter prefix that runs the sysroot's Python on ``cpu``, seeing that
+        CPU's view (with ``features`` in /proc/cpuinfo). With ``counter_out``, the
+        instruction counter runs too and writes there."""
+        root = self.view(cpu, features)
+        qemu = [QEMU]
+        if counter_out is not None:
+            qemu = [QEMU_PLUGINS, "-plugin", f"{self.counter},out={counter_out}"]
+        return [*qemu, "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11")]
+
+    def view(self, cpu: str, features: tuple[str, ...] = ()) -> Path:
+        """A root for one CPU: the sysroot's folders (symlinked) with that CPU's own /proc
+        and /sys. One per CPU and feature list, so emulations of different CPUs can run at
+        once; built once, atomically."""
+        key = hashlib.sha256(" ".join((cpu, *features)).encode()).hexdigest()[:10]
+        view = self.path / "views" / f"{cpu}-{key}"
+        if (view / ".complete").is_file():
+            return view
+        view.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=view.parent))
+        for entry in self.root.iterdir():
+            if entry.name not in ("proc", "sys"):
+                (tmp / entry.name).symlink_to(entry)
+        _cpu_view(tmp, cpu, features)
+        (tmp / ".complete").write_text(cpu + "\n")
+        try:
+            tmp.rename(view)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return view
 
     def env(self) -> dict[str, str]:
+        # runtimes may write under HOME: the sysroot's own, never the user's
         return {"PATH": "/usr/bin:/bin", "PYTHONPATH": SITE, "PYTHONNOUSERSITE": "1",
-                "LC_ALL": "C.UTF-8", "HOME": str(self.path)}
+                "LC_ALL": "C.UTF-8", "HOME": str(self.path / "home")}
 
 
 def _step(cmd: list[str], cwd: Path, python: bool = False) -> None:
@@ -160,13 +227,27 @@ def _step(cmd: list[str], cwd: Path, python: bool = False) -> None:
                             f"{done.last_line() or done.reason}")
 
 
-def _cpu_view(root: Path, cpu: str, cores: int = 2) -> None:
+BASE_FEATURES = ("fp", "asimd", "evtstrm", "crc32", "cpuid")
+PRIVATE_L2 = ("cortex-a76", "neoverse-n1")  # the others share their L2 between cores
+# each core's caches as Linux shows them (oneDNN's JIT sizes its blocks by them): public TRMs
+CACHES = {
+    "cortex-a53": (("1", "Data", "32K"), ("1", "Instruction", "32K"), ("2", "Unified", "512K")),
+    "cortex-a55": (("1", "Data", "32K"), ("1", "Instruction", "32K"), ("2", "Unified", "512K")),
+    "cortex-a57": (("1", "Data", "32K"), ("1", "Instruction", "48K"), ("2", "Unified", "1024K")),
+    "cortex-a72": (("1", "Data", "32K"), ("1", "Instruction", "48K"), ("2", "Unified", "1024K")),
+    "cortex-a76": (("1", "Data", "64K"), ("1", "Instruction", "64K"), ("2", "Unified", "512K"),
+                   ("3", "Unified", "2048K")),
+    "neoverse-n1": (("1", "Data", "64K"), ("1", "Instruction", "64K"), ("2", "Unified", "1024K")),
+}
+
+
+def _cpu_view(root: Path, cpu: str, features: tuple[str, ...] = (), cores: int = 2) -> None:
     cpus = root / "sys/devices/system/cpu"
     cpus.mkdir(parents=True, exist_ok=True)
     for name in ("possible", "present", "online"):
         (cpus / name).write_text(f"0-{cores - 1}\n")
     midr = (0x41 << 24) | (0xF << 16) | (int(CPUS[cpu], 16) << 4) | 3
-    caches = (("1", "Data", "32K"), ("1", "Instruction", "48K"), ("2", "Unified", "1024K"))
+    caches = CACHES.get(cpu, CACHES["cortex-a72"])
     for i in range(cores):  # oneDNN's aarch64 JIT (OpenVINO) reads MIDR and the caches
         ident = cpus / f"cpu{i}/regs/identification"
         ident.mkdir(parents=True, exist_ok=True)
@@ -176,10 +257,11 @@ def _cpu_view(root: Path, cpu: str, cores: int = 2) -> None:
             index.mkdir(parents=True, exist_ok=True)
             for name, value in (("level", level), ("type", kind), ("size", size),
                                 ("coherency_line_size", "64"),
-                                ("shared_cpu_list", f"{i}" if level == "1" else
-                                 f"0-{cores - 1}")):
+                                ("shared_cpu_list", f"{i}" if level == "1" or (
+                                    level == "2" and cpu in PRIVATE_L2) else f"0-{cores - 1}")):
                 (index / name).write_text(value + "\n")
-    entry = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+    entry = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: "
+             + " ".join(features or BASE_FEATURES) + "\n"
              "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n"
              "CPU part\t: {part}\nCPU revision\t: 3\n\n")
     (root / "proc").mkdir(exist_ok=True)
@@ -195,8 +277,40 @@ SYSROOT = Sysroot()
 
 
 def run_bundle(bundle: Path, args: list[str], cpu: str, timeout: float,
-               log: Path | None = None) -> procs.Finished:
+               log: Path | None = None, features: tuple[str, ...] = ()) -> procs.Finished:
     """``python run.py ARGS`` of a bundle on the emulated ``cpu`` (through the process door)."""
-    return procs.run([*SYSROOT.command(cpu), str(bundle / "run.py"), *args],
+    return procs.run([*SYSROOT.command(cpu, features), str(bundle / "run.py"), *args],
                      what=f"the emulated aarch64 ({cpu}) run", timeout=timeout, log=log,
                      capture=True, cwd=bundle, env=SYSROOT.env())
+
+
+COUNT_WARMUP, COUNT_WINDOWS = 1, 2  # runs before counting; counted runs (one each)
+
+
+def count_instructions(bundle: Path, cpu: str, features: tuple[str, ...], timeout: float,
+                       scratch: Path, log: Path | None = None, warmup: int = COUNT_WARMUP,
+                       windows: int = COUNT_WINDOWS) -> dict:
+    """Instructions one inference of the bundle executes on the emulated ``cpu``, one
+    thread, by class: the counted run with the median total (the lower of two), after
+    ``warmup`` runs, with the spread of the counted runs. ``{"error": why}`` when it could
+    not be counted."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / "counts.json"
+    out.unlink(missing_ok=True)
+    done = procs.run([*SYSROOT.command(cpu, features, out), str(GUEST), str(bundle),
+                      str(warmup), str(windows)],
+                     what=f"counting instructions on the emulated {cpu}", timeout=timeout,
+                     log=log, capture=True, cwd=bundle, env=SYSROOT.env())
+    try:
+        counted = json.loads(out.read_text())["windows"]
+    except (OSError, ValueError, KeyError):
+        counted = []
+    if not done.ok or len(counted) != windows:
+        return {"error": f"counting instructions on the emulated {cpu} failed: "
+                         f"{done.reason or done.last_line() or 'no counts written'}"}
+    totals = sorted(w["total"] for w in counted)
+    middle = totals[(len(totals) - 1) // 2]
+    median = next(w for w in counted if w["total"] == middle)
+    spread = (totals[-1] - totals[0]) / middle if middle else 0.0
+    return {"counts": median, "spread": spread, "windows": windows, "threads": 1,
+            "cpu": cpu, "seconds": round(done.seconds, 1)}

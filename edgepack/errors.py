@@ -1,8 +1,9 @@
 """The errors edgepack raises.
 
 Everything a user can cause is an :class:`EdgepackError`; the CLI prints its message on
-one line of stderr and exits with code 2 (no traceback unless ``--debug``). Anything else
-that escapes is a bug in edgepack: exit code 3, traceback, and a hint to report it.
+one line of stderr and exits with code 2 (1 for :class:`CheckFailed`), with no traceback
+unless ``--debug``. Anything else that escapes is a bug in edgepack: exit code 3, traceback,
+and a hint to report it.
 A signal that ends a build is :class:`Interrupted`, outside both families.
 
     EdgepackError                 user-facing, exit 2
@@ -15,7 +16,10 @@ A signal that ends a build is :class:`Interrupted`, outside both families.
     ├── TargetError               unknown target/precision, or a profile that cannot run it
     ├── MissingExtraError         an optional runtime is not installed (names the extra)
     ├── OutputError               the output folder cannot be written
-    └── BundleError               a bundle or archive is missing, tampered or malformed
+    ├── BundleError               a bundle or archive is missing, unreadable or malformed
+    └── CheckFailed               exit 1: a check the user asked for failed (a bundle refused by
+                                  the archive gate: not the archive built, an unsafe member, a
+                                  file that does not match its manifest; a selftest; a benchmark)
     Interrupted (BaseException)   SIGINT / SIGTERM: children killed, temporary files removed,
                                   exit 130 / 143
 """
@@ -72,7 +76,16 @@ class OutputError(EdgepackError):
 
 
 class BundleError(EdgepackError):
-    """A bundle directory or archive is missing, malformed or fails its checksums."""
+    """A bundle directory or archive is missing, unreadable or malformed (a manifest field of
+    the wrong type, a SHA256SUMS that is not text)."""
+
+
+class CheckFailed(EdgepackError):
+    """A check failed, like a cell that fails its gates: exit code 1, still one line. The
+    archive gate refusing a bundle (its digest, an unsafe member, a file that does not match
+    its manifest), a failed selftest or benchmark."""
+
+    exit_code = 1
 
 
 class Interrupted(BaseException):  # noqa: N818 - a signal, not an error

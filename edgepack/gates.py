@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgepack import settings
+from edgepack.errors import EdgepackError, UsageError
 
 PERCENTILES = ("p50", "p90", "p99", "mean", "max")
 MATCH_KEYS = ("profile", "target", "precision")
@@ -38,14 +39,12 @@ class Limits:
     def empty(self) -> bool:
         return (self.max_latency_ms, self.max_size_mb, self.max_peak_rss_mb) == (None,) * 3
 
-    def check(self, prefix: str | None = None) -> Limits:
-        """UsageError for a value out of range, naming the config key ``prefix.key`` (or the
-        flag when ``prefix`` is None)."""
+    def check(self, prefix: str, error: type[EdgepackError] = UsageError) -> Limits:
+        """``error`` for a value out of range, naming the config key ``prefix.key``."""
         for key in LIMIT_KEYS:
             value = getattr(self, key)
             if value is not None:
-                settings.check(key, value, f"{prefix}.{key}" if prefix else
-                               settings.SETTINGS[key].flag)
+                settings.check(key, value, f"{prefix}.{key}", error)
         return self
 
 
@@ -66,8 +65,13 @@ def resource_gates(limits: tuple[Limits, ...], profile: str, target: str, precis
         if not lim.matches(profile, target, precision):
             continue
         pct = lim.latency_percentile
-        add(f"latency.{pct}_ms", (latency or {}).get(pct), lim.max_latency_ms,
-            f"max_latency_ms ({pct}, measured on {(latency or {}).get('measured_on', '?')})")
+        lat = latency or {}
+        if lat.get("estimated"):  # an estimate has a p50 only: it stands for every percentile
+            add("latency.p50_ms (estimated)", lat.get("p50"), lim.max_latency_ms,
+                f"max_latency_ms ({pct}, {lat.get('measured_on')}: its p50)")
+        else:
+            add(f"latency.{pct}_ms", lat.get(pct), lim.max_latency_ms,
+                f"max_latency_ms ({pct}, measured on {lat.get('measured_on', '?')})")
         add("size_mb", size / 2**20 if size is not None else None, lim.max_size_mb,
             "max_size_mb (the bundle's model files)")
         rss = (memory or {}).get("peak_rss_bytes")

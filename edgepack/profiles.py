@@ -24,13 +24,18 @@ class AccuracyBudget:
     ``max_top1_drop``: reference top-1 accuracy minus the bundle's, in percentage points
     (classifiers with labels only).
     ``min_top1_agreement``: fraction of samples whose top-1 class matches the reference's
-    (classifiers only).
+    (classifiers only; for "sequence" outputs, of the steps whose top-1 class matches).
+    ``min_map_iou``: IoU of the thresholded maps ("map" outputs, see device.core).
+    ``max_floor_rel_error``: mean relative error of the values above the floor ("map" and
+    "sequence" outputs, instead of ``max_rel_error``).
     """
 
     min_cosine: float
     max_rel_error: float
     max_top1_drop: float
     min_top1_agreement: float
+    min_map_iou: float = 0.999
+    max_floor_rel_error: float = 1e-3
 
 
 # the speed gate: fp32 p50 / this precision's p50 must reach this (None: not compared)
@@ -38,10 +43,10 @@ DEFAULT_MIN_SPEEDUP: dict[str, float | None] = {
     "fp32": None, "fp16": 0.0, "int8-dynamic": 1.0, "int8": 1.0}
 
 DEFAULT_BUDGETS: dict[str, AccuracyBudget] = {
-    "fp32": AccuracyBudget(0.9999, 1e-3, 0.0, 0.999),
-    "fp16": AccuracyBudget(0.999, 0.02, 0.5, 0.99),
-    "int8-dynamic": AccuracyBudget(0.98, 0.25, 1.0, 0.95),
-    "int8": AccuracyBudget(0.98, 0.25, 1.0, 0.95),
+    "fp32": AccuracyBudget(0.9999, 1e-3, 0.0, 0.999, 0.999, 1e-3),
+    "fp16": AccuracyBudget(0.999, 0.02, 0.5, 0.99, 0.99, 0.02),
+    "int8-dynamic": AccuracyBudget(0.98, 0.25, 1.0, 0.95, 0.9, 0.1),
+    "int8": AccuracyBudget(0.98, 0.25, 1.0, 0.95, 0.9, 0.1),
 }
 
 
@@ -64,6 +69,11 @@ class DeviceProfile:
     budgets: dict[str, AccuracyBudget] = field(default_factory=dict)
     speedups: dict[str, float] = field(default_factory=dict)  # [speed.<precision>]
     source: str = ""  # where it was loaded from
+    clock_ghz: float | None = None  # the CPU's clock on this device (device estimates)
+    features: tuple[str, ...] = ()  # CPU features the device has (/proc/cpuinfo "Features")
+    # [accuracy.outputs]: how named outputs are compared (device.core.OUTPUT_KINDS), where
+    # detecting it from the output's shape and values is not wanted
+    output_kinds: dict[str, str] = field(default_factory=dict)
 
     def budget(self, precision: str) -> AccuracyBudget:
         return self.budgets.get(precision, DEFAULT_BUDGETS[precision])
@@ -82,11 +92,13 @@ class DeviceProfile:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("budgets", "speedups")}
+               if f.name not in ("budgets", "speedups", "output_kinds")}
         out["runtimes"] = list(self.runtimes)
+        out["features"] = list(self.features)
         out["default_precisions"] = list(self.default_precisions)
         out["budgets"] = {p: vars(self.budget(p)) for p in PRECISIONS}
         out["min_speedup"] = {p: self.min_speedup(p) for p in PRECISIONS}
+        out["output_kinds"] = dict(self.output_kinds)
         return out
 
 
@@ -95,7 +107,9 @@ _REQUIRED = {
     "threads": int, "os": str, "python": str, "glibc": str, "runtimes": list,
     "default_precisions": list,
 }
-_TYPE_WORDS = {str: "a string", int: "an integer", list: "a list"}
+_OPTIONAL = {"clock_ghz": (int, float), "features": list}
+_TABLES = ("accuracy", "speed")
+_TYPE_WORDS = {str: "a string", int: "an integer", list: "a list", (int, float): "a number"}
 
 
 def profiles_dir() -> Path:
@@ -132,14 +146,17 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
 
 def _parse(data: dict, source: str) -> DeviceProfile:
     where = f"profile {source}"
-    unknown = sorted(set(data) - set(_REQUIRED) - {"accuracy", "speed"})
+    known = [*_REQUIRED, *_OPTIONAL, *_TABLES]
+    unknown = sorted(set(data) - set(known))
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; known: "
-                           f"{', '.join([*_REQUIRED, 'accuracy', 'speed'])}")
-    for key, typ in _REQUIRED.items():
+                           f"{', '.join(known)}")
+    for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
         if key not in data:
+            if key in _OPTIONAL:
+                continue
             raise ProfileError(f"{where}: missing required key '{key}'")
-        if not isinstance(data[key], typ) or (typ is int and isinstance(data[key], bool)):
+        if not isinstance(data[key], typ) or isinstance(data[key], bool):
             raise ProfileError(f"{where}: '{key}' must be {_TYPE_WORDS[typ]}, got {data[key]!r}")
     settings.check("arch", data["arch"], f"{where}: 'arch'", ProfileError)
     for key in ("cores", "threads", "memory_mb"):
@@ -152,11 +169,23 @@ def _parse(data: dict, source: str) -> DeviceProfile:
                                "option); list the precisions")
         settings.check("precision", item, f"{where}: 'default_precisions'", ProfileError)
     _check_runtimes(data["runtimes"], where)
+    if "clock_ghz" in data:
+        settings.check("clock_ghz", data["clock_ghz"], f"{where}: 'clock_ghz'", ProfileError)
+    features = data.get("features", [])
+    if not all(isinstance(f, str) and f and f == f.strip() and " " not in f for f in features):
+        raise ProfileError(f"{where}: 'features' must be a list of CPU feature names as "
+                           "/proc/cpuinfo lists them (e.g. \"asimddp\")")
     values = {k: data[k] for k in _REQUIRED}
     values["runtimes"] = tuple(data["runtimes"])
     values["default_precisions"] = tuple(data["default_precisions"])
-    return DeviceProfile(**values, budgets=_parse_budgets(data.get("accuracy", {}), where),
-                         speedups=_parse_speed(data.get("speed", {}), where), source=source)
+    accuracy = dict(data["accuracy"]) if isinstance(data.get("accuracy"), dict) else \
+        data.get("accuracy", {})
+    kinds = _parse_kinds(accuracy.pop("outputs", {}) if isinstance(accuracy, dict) else {},
+                         where)
+    return DeviceProfile(**values, budgets=_parse_budgets(accuracy, where),
+                         speedups=_parse_speed(data.get("speed", {}), where), source=source,
+                         clock_ghz=float(data["clock_ghz"]) if "clock_ghz" in data else None,
+                         features=tuple(features), output_kinds=kinds)
 
 
 def _parse_speed(table: dict, where: str) -> dict[str, float]:
@@ -177,7 +206,7 @@ def _parse_speed(table: dict, where: str) -> dict[str, float]:
 
 
 def _check_runtimes(runtimes: list, where: str) -> None:
-    from edgepack.targets import target_names  # the registry of targets (imports none)
+    from edgepack.registry import target_names  # the targets found (none imported)
 
     known = target_names()
     for name in runtimes:
@@ -189,6 +218,14 @@ def _check_runtimes(runtimes: list, where: str) -> None:
                            f"{', '.join(known)}")
 
 
+def _parse_kinds(table: dict, where: str) -> dict[str, str]:
+    """[accuracy.outputs]: output name = how it is compared."""
+    if not isinstance(table, dict):
+        raise ProfileError(f"{where}: [accuracy.outputs] must be a table of output name = kind")
+    return {name: settings.check("output_kind", kind, f"{where}: accuracy.outputs.{name}",
+                                 ProfileError) for name, kind in table.items()}
+
+
 def _parse_budgets(table: dict, where: str) -> dict[str, AccuracyBudget]:
     budgets = {}
     names = [f.name for f in fields(AccuracyBudget)]
@@ -197,7 +234,7 @@ def _parse_budgets(table: dict, where: str) -> dict[str, AccuracyBudget]:
     for precision, values in table.items():
         if precision not in PRECISIONS:
             raise ProfileError(f"{where}: [accuracy.{precision}] is not a precision; known: "
-                               f"{', '.join(PRECISIONS)}")
+                               f"{', '.join(PRECISIONS)} (or [accuracy.outputs])")
         if not isinstance(values, dict):
             raise ProfileError(f"{where}: [accuracy.{precision}] must be a table")
         unknown = sorted(set(values) - set(names))

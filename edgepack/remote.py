@@ -4,8 +4,10 @@ as tar streams over the ssh connection, so a board needs only ssh, sh, tar and P
 
 The system OpenSSH client is used, so the user's ``~/.ssh/config``, keys and agent work as at
 the terminal; host keys are checked (BatchMode: never a prompt, never a silent accept);
-every remote argument is quoted; connecting, copying and running have timeouts; the remote
-folder is removed whatever happens.
+a board's address is read by :func:`parse_remote` alone (nothing ssh could take as an option,
+no whitespace or shell metacharacters) and reaches ssh after ``--``; every remote argument
+is quoted; connecting, copying and running have timeouts; the remote folder is removed
+whatever happens.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack import procs
-from edgepack.errors import UsageError
+from edgepack.errors import EdgepackError, UsageError
 
 CONNECT_TIMEOUT = 10  # seconds for ssh to connect
-REMOTE = re.compile(r"^(?:(?P<profile>[A-Za-z0-9_.-]+)=)?(?:(?P<user>[^@\s:=]+)@)?"
-                    r"(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?$")
+NAME = r"[A-Za-z0-9_.][A-Za-z0-9_.-]*"  # a profile, user or host name: never a leading '-'
+REMOTE = re.compile(rf"(?:(?P<profile>{NAME})=)?(?:(?P<user>{NAME})@)?(?P<host>{NAME})"
+                    r"(?::(?P<port>[0-9]+))?")
+ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@:=")
+FORM = "write [PROFILE=][user@]host[:port]"
 
 
 @dataclass(frozen=True)
@@ -48,19 +53,42 @@ class Remote:
         return opts + ([port_flag, str(self.port)] if self.port else [])
 
     def ssh(self, command: str) -> list[str]:
+        """The ssh command line: options, then ``--`` (nothing after it is an option, whatever
+        it holds), then the destination and the remote command."""
         target = f"{self.user}@{self.host}" if self.user else self.host
-        return ["ssh", *self._options("-p"), target, command]
+        return ["ssh", *self._options("-p"), "--", target, command]
 
 
-def parse_remote(text: str) -> Remote:
-    """``[PROFILE=][user@]host[:port]``; UsageError when it is not that."""
-    m = REMOTE.match(text.strip())
-    if not m:
-        raise UsageError(f"--remote '{text}' is not [PROFILE=][user@]host[:port]")
+def parse_remote(text: str, where: str = "--remote",
+                 error: type[EdgepackError] = UsageError) -> Remote:
+    """``[PROFILE=][user@]host[:port]`` into its parts: the one place a board's address is
+    read. ``error`` (naming ``where``) for anything else, and always for a value that ssh
+    could take as an option (a part starting with '-') or that holds whitespace or a shell
+    metacharacter, before any ssh starts."""
+    why = _remote_problem(text)
+    if why:
+        raise error(f"{where} {text!r}: {why}; {FORM}")
+    m = REMOTE.fullmatch(text)
     port = int(m["port"]) if m["port"] else None
     if port is not None and not 0 < port < 65536:
-        raise UsageError(f"--remote '{text}': port {port} is out of range (1-65535)")
+        raise error(f"{where} {text!r}: port {port} is out of range (1-65535)")
     return Remote(m["host"], m["user"], port, m["profile"])
+
+
+def _remote_problem(text: str) -> str | None:
+    if not text:
+        return "is empty"
+    if any(part.startswith("-") for part in re.split(r"[=@:]", text)):
+        return "starts with '-', which ssh would read as an option"
+    if any(c.isspace() for c in text):
+        return "holds whitespace"
+    bad = sorted(set(text) - ALLOWED)
+    if bad:
+        return (f"holds {', '.join(map(repr, bad))}: names are letters, digits, '.', '_' and "
+                "'-' (no shell metacharacters)")
+    if not REMOTE.fullmatch(text):
+        return "is not a board address"
+    return None
 
 
 class BoardError(Exception):
@@ -128,22 +156,57 @@ def check_reachable(remote: Remote, timeout: float = 3 * CONNECT_TIMEOUT) -> Non
         raise UsageError(f"--remote {remote.name}: {e}") from None
 
 
+def check_board(remote: Remote, profiles: list, timeout: float = 3 * CONNECT_TIMEOUT) -> None:
+    """UsageError when the board cannot be reached, or lacks a CPU feature that one of the
+    ``profiles`` it serves claims (before a build does any work)."""
+    session = Session(remote, timeout)
+    try:
+        found = identity(session)
+    except BoardError as e:
+        raise UsageError(f"--remote {remote.name}: {e}") from None
+    for profile in profiles:
+        why = missing_features(found, profile)
+        if why:
+            raise UsageError(f"--remote {remote.name}: {why}")
+
+
+def missing_features(found: dict, profile) -> str | None:
+    """Why a board (its identity) cannot stand for ``profile``: a CPU feature the profile
+    claims that the board's /proc/cpuinfo does not list. None when it has them all."""
+    have = set(found.get("features") or ())
+    lacking = [f for f in profile.features if f not in have]
+    if not lacking:
+        return None
+    shown = " ".join(sorted(have)) or "none (no Features line)"
+    return (f"the board lacks CPU feature(s) {', '.join(lacking)} that profile "
+            f"'{profile.name}' claims (its /proc/cpuinfo Features: {shown}); use a profile "
+            "for this board, e.g. --remote OTHER_PROFILE=" + remote_name(found))
+
+
+def remote_name(found: dict) -> str:
+    return str(found.get("remote", "host"))
+
+
 def _strip_cmd(output: str) -> str:
     return "\n".join(ln for ln in output.splitlines() if not ln.startswith("$ "))
 
 
 IDENTITY = """
 import json, platform, sys
-model = ""
+model, features = "", None
 try:
     model = open("/proc/device-tree/model").read().strip("\\0\\n ")
 except OSError:
-    for line in open("/proc/cpuinfo"):
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Hardware", "Model"):
-            model = value.strip()
+    pass
+for line in open("/proc/cpuinfo"):
+    key, _, value = line.partition(":")
+    if key.strip() in ("model name", "Hardware", "Model") and not model:
+        model = value.strip()
+    if key.strip() == "Features" and features is None:
+        features = value.split()
 print(json.dumps({"model": model, "kernel": " ".join(platform.uname()[2:3]),
-                  "machine": platform.machine(), "python": sys.version.split()[0]}))
+                  "machine": platform.machine(), "python": sys.version.split()[0],
+                  "features": features or []}))
 """
 
 
@@ -167,8 +230,8 @@ def on_board(remote: Remote, bundle: Path, timeout: float, eval_file: Path | Non
     try:
         with Session(remote, timeout, log) as s, tempfile.TemporaryDirectory() as tmp:
             result["identity"] = identity(s)
-            s.copy(bundle, bundle.name, "the bundle")
-            here = shlex.quote(f"{s.folder}/{bundle.name}")
+            s.copy(bundle, "bundle", "the bundle")  # a fixed name: nothing of the archive's
+            here = shlex.quote(f"{s.folder}/bundle")
             if selftest:
                 out = s.run(f"cd {here} && python3 run.py selftest", "the selftest")
                 result["selftest"] = out.strip().splitlines()[-1:] or [""]

@@ -34,6 +34,7 @@ class PrepareSpec:
     dst: dict  # "prepared", "minimal", "standard" -> path
     feeds: str  # an exchange .npz of a few samples (every input of the imported model)
     fixed: str  # an .npz of the fixed inputs' values
+    runnable: str | None = None  # the model as the user gave it: the outputs to check against
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ class LowerSpec:
     calib: str | None = None
     calib_kind: str | None = None
     calib_source: str | None = None
-    context: dict = field(default_factory=dict)  # a LowerContext as a dict
-    rewrites: list = field(default_factory=list)  # graph rewrites to apply first
+    context: dict = field(default_factory=dict)  # a LowerContext (with its Strategy) as a dict
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,8 @@ def prepare(spec: PrepareSpec) -> dict:
     data = read_dataset_file(Path(spec.feeds))
     dst = {k: Path(v) for k, v in spec.dst.items()}
     return prepare_model(Path(spec.src), dst["prepared"], dst["minimal"], dst["standard"],
-                         core.load_npz(Path(spec.fixed)), list(data.feeds()))
+                         core.load_npz(Path(spec.fixed)), list(data.feeds()),
+                         Path(spec.runnable) if spec.runnable else None)
 
 
 def lower(spec: LowerSpec) -> dict:
@@ -126,28 +127,29 @@ def lower(spec: LowerSpec) -> dict:
     calib = None
     if spec.calib:
         calib = read_dataset_file(Path(spec.calib), spec.calib_kind, spec.calib_source)
-        # only the model's own inputs (fixed inputs are constants inside it)
-        calib = calib.only(t["name"] for t in io_specs(Path(spec.model))[0])
-    model, notes = _rewritten(Path(spec.model), spec.rewrites, Path(spec.out_dir).parent)
-    lowered = get_target(spec.target).lower(
-        model, spec.precision, load_profile(spec.profile), calib,
-        Path(spec.out_dir), LowerContext(**spec.context))
+        if spec.model.endswith(".onnx"):  # (else the source model itself, with all its inputs)
+            # only the model's own inputs (fixed inputs are constants inside it)
+            calib = calib.only(t["name"] for t in io_specs(Path(spec.model))[0])
+    target = get_target(spec.target)
+    context = LowerContext.from_dict(spec.context, target.strategy_type)
+    model, notes = _rewritten(Path(spec.model), context.strategy.rewrites,
+                              Path(spec.out_dir).parent)
+    lowered = target.lower(model, spec.precision, load_profile(spec.profile), calib,
+                           Path(spec.out_dir), context)
     lowered.notes[:0] = notes
     return asdict(lowered)
 
 
-def _rewritten(model: Path, rewrites: list, scratch: Path) -> tuple[Path, list[str]]:
+def _rewritten(model: Path, rewrites: tuple[str, ...], scratch: Path
+               ) -> tuple[Path, list[str]]:
     """The model after a strategy's graph rewrites (a copy beside the bundle folder)."""
     if not rewrites:
         return model, []
     import onnx
 
-    from edgepack.stages.graph import REWRITES
+    from edgepack.stages.rewrites import apply_all
 
-    proto, notes = onnx.load(str(model)), []
-    for name in rewrites:
-        proto, changes = REWRITES[name](proto)
-        notes += [f"{name}: {c}" for c in changes]
+    proto, notes = apply_all(onnx.load(str(model)), rewrites)
     out = scratch / f".{model.stem}-rewritten.onnx"
     onnx.save(proto, str(out))
     return out, notes

@@ -80,7 +80,7 @@ class ThreeStrategies(_Fake):
 
     def lower(self, model, precision, profile, calib, out_dir, ctx):
         lowered = super().lower(model, precision, profile, calib, out_dir, ctx)
-        if ctx.strategy == "wrong":
+        if ctx.strategy.name == "wrong":
             _write_wrong(model, out_dir, profile)
         return lowered
 

@@ -2,7 +2,7 @@
 
 import json
 
-from edgepack import __version__
+from edgepack.version import __version__
 from tests.conftest import make_matmul_model
 
 
@@ -27,3 +27,44 @@ def test_profiles_list_and_show(cli):
     assert shown["cores"] == 4 and shown["budgets"]["int8"]["max_top1_drop"] == 1.0
     r = cli("profiles", "show", "nope")
     assert r.returncode == 2 and "unknown profile 'nope'" in r.stderr
+
+
+def test_build_help_at_80_columns_keeps_its_text_and_stays_short(cli):
+    r = cli("build", "--help", env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "[tool.edgepack]" in text and "[PROFILE=][user@]host[:port]" in text
+    assert "<bool>" not in text and "<path>" not in text
+    assert "auto" in text.split("--precision", 1)[1][:300]
+    assert len(text.splitlines()) < 150, len(text.splitlines())
+
+
+def test_build_without_a_terminal_prints_each_attempt_as_it_starts(cli, tmp_path):
+    from tests.conftest import SAMPLES
+
+    r = cli("build", SAMPLES / "digits_cnn.onnx", "--target", "ort", "--precision",
+            "fp32,int8-dynamic", "--runs", "10", "-o", tmp_path / "dist")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()  # progress goes to stdout: stderr keeps an error line
+    attempts = [ln for ln in lines if "x86-64/ort-int8-dynamic: attempt " in ln]
+    assert attempts and all(ln.startswith("[") and ln[9] == "]" for ln in attempts)
+    assert any("attempt 1/" in ln and "dynamic-matmul" in ln for ln in attempts)
+    assert any(ln.endswith("x86-64/ort-fp32: benchmarking on the build host") for ln in lines)
+
+
+def test_the_simplest_command_skips_static_int8_without_data_and_passes(cli, tmp_path):
+    from tests.conftest import SAMPLES
+
+    # the profile's defaults (fp32, fp16, int8-dynamic, int8), on one target to keep it short
+    r = cli("build", SAMPLES / "digits_cnn.onnx", "--target", "ort", "--runs", "10",
+            "-o", tmp_path / "dist")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "dist" / "digits_cnn" / "report.json").read_text())
+    cells = {c["precision"]: c for c in report["cells"] if c["target"] == "ort"}
+    assert cells["fp32"]["status"] == "ok"
+    assert cells["int8"]["status"] == "skipped"
+    assert "static int8 needs calibration data" in cells["int8"]["reason"]
+    assert "pass --data or --calib FILE" in cells["int8"]["reason"]
+    named = cli("build", SAMPLES / "digits_cnn.onnx", "--precision", "int8", "-o",
+                tmp_path / "x")
+    assert named.returncode == 2 and "calibration data" in named.stderr

@@ -1,5 +1,6 @@
 """Bad input: one line on stderr, exit code 2, no traceback, and nothing written."""
 
+import os
 import zipfile
 
 import numpy as np
@@ -8,6 +9,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import ROOT, make_matmul_model
+from tests.helpers.media import audio_model, digit_folder, wav_folder, word_tokenizer, write_wav
+from tests.helpers.models import token_embedding
 
 
 def _assert_clean_error(result, match, out_dir):
@@ -56,7 +59,11 @@ def test_unknown_profile(cli, tmp_path, good_model):
 def test_unknown_target(cli, tmp_path, good_model):
     out = tmp_path / "dist"
     r = cli("build", good_model, "--target", "coreml", "-o", out)
-    _assert_clean_error(r, "unknown target 'coreml'; known targets: openvino, ort, tflite", out)
+    from edgepack.registry import target_names
+
+    known = ", ".join(sorted(target_names()))
+    assert "ort" in known and "openvino" in known
+    _assert_clean_error(r, f"unknown target 'coreml'; known targets: {known}", out)
 
 
 def test_unknown_precision(cli, tmp_path, good_model):
@@ -193,7 +200,7 @@ def test_unreadable_profile(cli, tmp_path, good_model):
 
 
 @pytest.mark.parametrize("old, new, match", [
-    ('runtimes = ["ort", "openvino", "tflite"]', 'runtimes = ["ort", "onnxruntime"]',
+    ('runtimes = [', 'runtimes = ["onnxruntime", ',
      "'runtimes' lists 'onnxruntime', which is not a target"),
     ('glibc = "2.35"', 'glibc = "new"', "'glibc': 'new' is not a version"),
     (None, '[accuracy.int8]\nmin_cosine = true',
@@ -257,3 +264,68 @@ def test_reference_run_failure_is_a_model_error(cli, tmp_path):
     out = tmp_path / "dist"
     _assert_clean_error(cli("build", path, "--target", "ort", "--precision", "fp32", "-o", out),
                         "ONNX Runtime cannot run the model on these inputs", out)
+
+
+# --------------------------------------------------------------------------- data as users have it
+def test_a_folder_with_no_images(cli, tmp_path, samples):
+    photos = tmp_path / "photos"
+    (photos / "cat").mkdir(parents=True)
+    (photos / "cat" / "notes.txt").write_text("not an image")
+    out = tmp_path / "dist"
+    digits = samples / "mobilenet_digits.onnx"
+    r = cli("build", digits, "--target", "ort", "--data", photos, "-o", out)
+    _assert_clean_error(r, f"--data {photos}: class folder 'cat' holds no images or WAV files", out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = cli("build", digits, "--target", "ort", "--eval", empty, "-o", out)
+    _assert_clean_error(r, f"--eval {empty}: a folder with no images or WAV files", out)
+
+
+def test_a_corrupt_png(cli, tmp_path, samples):
+    digit_folder(tmp_path / "photos", per_class=2)
+    bad = tmp_path / "photos" / "1" / "9999.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    out = tmp_path / "dist"
+    r = cli("build", samples / "mobilenet_digits.onnx", "--target", "ort", "--precision", "fp32",
+            "--data", tmp_path / "photos", "-o", out)
+    _assert_clean_error(r, f"{bad}: not a readable image", out)
+
+
+def test_a_wav_of_the_wrong_sample_rate(cli, tmp_path):
+    model = audio_model(tmp_path / "audio.onnx")
+    clips = wav_folder(tmp_path / "clips")
+    write_wav(clips / "tone" / "slow.wav", np.zeros(8000), rate=8000)
+    out = tmp_path / "dist"
+    r = cli("build", model, "--target", "ort", "--precision", "fp32", "--data", clips,
+            "--preprocess", "sample_rate=16000", "-o", out)
+    _assert_clean_error(r, "slow.wav is sampled at 8000 Hz; the model takes 16000 Hz (nothing "
+                        "is resampled", out)
+    r = cli("build", model, "--target", "ort", "--precision", "fp32", "--data", clips, "-o", out)
+    _assert_clean_error(r, "the WAV files have different sample rates: 8000 Hz (slow.wav), "
+                        "16000 Hz", out)
+
+
+def test_a_text_file_without_a_tokenizer(cli, tmp_path):
+    model = token_embedding(tmp_path / "text.onnx")
+    lines = tmp_path / "lines.txt"
+    lines.write_text("the cat sat on a mat\n")
+    out = tmp_path / "dist"
+    r = cli("build", model, "--target", "ort", "--precision", "fp32", "--data", lines, "-o", out)
+    _assert_clean_error(r, "a .txt file's lines become token ids by a tokenizer: pass "
+                        "--tokenizer FILE", out)
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tokenizers'] = None\n")
+    r = cli("build", model, "--target", "ort", "--precision", "fp32", "--data", lines,
+            "--tokenizer", word_tokenizer(tmp_path / "tokenizer.json"), "-o", out,
+            env={"PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"})
+    _assert_clean_error(r, "text data (a .txt file) needs the 'tokenizers' package, which is "
+                        "not installed; install it with: pip install 'edgepack[data]'", out)
+
+
+def test_preprocessing_the_data_does_not_use(cli, tmp_path, samples):
+    out = tmp_path / "dist"
+    r = cli("build", samples / "mobilenet_digits.onnx", "--target", "ort", "--data",
+            samples / "mobilenet_digits.npz", "--preprocess", "mean=0.5", "-o", out)
+    _assert_clean_error(r, "--preprocess mean applies to a folder of images; the data given is "
+                        ".npz/.npy arrays", out)

@@ -88,7 +88,8 @@ def emulated_build(tmp_path_factory):
     Cortex-A72 as well as here."""
     out = tmp_path_factory.mktemp("emulated")
     r = run_cli("build", SAMPLES / "mobilenet_digits.onnx", "--profile", "rpi4",
-                "--target", "ort,tflite,openvino", "--precision", "fp32,int8",
+                "--device-estimate", "off", "--target", "ort,tflite,openvino",
+                "--precision", "fp32,int8",
                 "--eval", SAMPLES / "mobilenet_digits.npz",
                 "--calib", SAMPLES / "mobilenet_digits_calib.npz", "--emulate",
                 "--min-speedup", "0",  # this is about the device's accuracy, not speed
@@ -107,7 +108,9 @@ def test_build_emulate_gates_accuracy_on_the_profiles_cpu(emulated_build):
         assert e["status"] == "ok", (cell["name"], e)
         assert e["verified_on"] == "emulated aarch64 (cortex-a72)"
         assert "latency" not in e  # emulated time means nothing
-        assert {g["name"] for g in e["gates"]} == {g["name"] for g in cell["gates"]}
+        # the accuracy gates, run again on the CPU (the speed decision is not an accuracy gate)
+        assert {g["name"] for g in e["gates"]} == {g["name"] for g in cell["gates"]
+                                                   if g["name"] != "speedup"}
         assert all(g["ok"] for g in e["gates"])
         assert "selftest passed" in e["selftest"]
     md = (emulated_build / "report.md").read_text()
@@ -120,7 +123,7 @@ def test_verify_emulate_passes_on_the_profiles_cpu(emulated_build, target):
     archive = emulated_build / "rpi4" / f"{target}-int8.tar.gz"
     r = run_cli("verify", archive, "--emulate")
     assert r.returncode == 0, r.stderr
-    assert "verified (emulated aarch64, cortex-a72)" in " ".join(r.stderr.split())
+    assert "verified (emulated aarch64, cortex-a72)" in r.stdout
 
 
 def test_verify_emulate_fails_tampered_golden_outputs(emulated_build, tmp_path):
@@ -141,9 +144,8 @@ def test_verify_emulate_fails_tampered_golden_outputs(emulated_build, tmp_path):
     digest = write_archive(bundle, lone)
     r = run_cli("verify", lone, "--sha256", digest, "--emulate")
     assert r.returncode == 1, r.stderr
-    text = " ".join(r.stderr.split())
-    assert "verification FAILED (emulated aarch64, cortex-a72)" in text
-    assert "selftest FAILED" in text
+    (text,) = r.stderr.strip().splitlines()  # one line; the selftest's own lines on stdout
+    assert "verification FAILED (emulated aarch64, cortex-a72): selftest FAILED" in text
 
 
 def test_a_cell_that_cannot_be_emulated_says_why(tmp_path):
@@ -179,7 +181,8 @@ def board():
 @pytest.fixture(scope="module")
 def digits_archive(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
-    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4", "--target", "ort",
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4",
+                "--device-estimate", "off", "--target", "ort",
                 "--precision", "fp32", "--eval", SAMPLES / "digits_cnn.npz", "--runs", "5",
                 "-o", out)
     assert r.returncode == 0, r.stderr
@@ -199,11 +202,12 @@ def test_bench_remote_measures_on_the_boards_aarch64(board, digits_archive):
 def test_verify_remote_runs_the_selftest_on_the_board(board, digits_archive):
     r = run_cli("verify", digits_archive, "--remote", "board", env=clean_env(board))
     assert r.returncode == 0, r.stderr
-    assert "verified (on board" in " ".join(r.stderr.split())
+    assert "verified (on board" in r.stdout
 
 
 def test_build_remote_reports_the_boards_numbers(board, tmp_path):
-    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4,x86-64", "--target",
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4,x86-64",
+                "--device-estimate", "off", "--target",
                 "ort", "--precision", "fp32", "--eval", SAMPLES / "digits_cnn.npz",
                 "--runs", "5", "--remote", "rpi4=board", "-o", tmp_path,
                 env=clean_env(board))
@@ -258,7 +262,8 @@ def test_a_board_without_the_runtime_shows_its_own_error(tmp_path, digits_archiv
     if os.geteuid() != 0:
         pytest.skip("the loopback board needs root")
     with loopback_board(runtime=False) as bare:
-        r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4", "--target",
+        r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4",
+                    "--device-estimate", "off", "--target",
                     "ort", "--precision", "fp32", "--runs", "5", "--remote", "board",
                     "-o", tmp_path / "out", env=clean_env(bare))
     assert r.returncode == 1
@@ -272,7 +277,8 @@ def test_a_board_without_the_runtime_shows_its_own_error(tmp_path, digits_archiv
 # --- offline install from vendored wheels ------------------------------------------------------
 
 def test_vendored_wheels_install_offline_on_a_clean_arm64_python(tmp_path):
-    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi5", "--target",
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi5",
+                "--device-estimate", "off", "--target",
                 "ort,tflite", "--precision", "fp32", "--runs", "5", "--vendor-wheels",
                 "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr

@@ -89,9 +89,11 @@ def test_branch_on_a_scalar_input_needs_fix_input_then_converts_everywhere(tmp_p
     report = _report(out, "branch")
     assert _statuses(report) == {t: ("ok", None) for t in ALL.split(",")}
     steps = _steps(report)
-    assert steps["fix-inputs"]["changes"] == ["input 'sample_rate' fixed to 16000"]
-    assert steps["fold-ifs"]["changes"][0].endswith("folded to its then branch (condition "
-                                                    "constant)")
+    # the If the fixed input decides folds with the fixing (its other branch may not even
+    # pass shape inference at the static input shapes)
+    assert steps["fix-inputs"]["changes"] == [
+        "input 'sample_rate' fixed to 16000",
+        "If 'y' folded to its then branch (condition constant)"]
     manifest = json.loads((out / "branch" / "x86-64" / "openvino-fp32" / "manifest.json")
                           .read_text())
     assert [i["name"] for i in manifest["inputs"]] == ["x"]  # the fixed input left the bundle

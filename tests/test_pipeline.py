@@ -39,7 +39,7 @@ def test_build_verifies_with_labels(mobilenet_build):
     r, out = mobilenet_build
     assert r.returncode == 0, r.stderr
     report = _report(out, "mobilenet_digits")
-    assert report["schema_version"] == 2 and report["ok"] is True
+    assert report["schema_version"] == 3 and report["ok"] is True
     assert report["data"]["eval"]["kind"] == "labelled"
     cells = _cells(report)
     fp32, int8 = cells["rpi4/ort-fp32"], cells["rpi4/ort-int8"]
@@ -60,7 +60,8 @@ def test_build_verifies_with_labels(mobilenet_build):
     assert "int8" in " ".join(int8["notes"]) and "minmax" in " ".join(int8["notes"])
     md = (out / "mobilenet_digits" / "report.md").read_text()
     assert "| rpi4 | ort | int8 | ok |" in md and "not on the device" in md
-    assert "ort-int8" in r.stderr and "ok" in r.stderr  # terminal summary table
+    assert "| rpi4    | ort    | int8      | ok " in r.stderr.replace("│", "|")  # the table
+    assert "rpi4/ort-int8: ok" in r.stdout  # and the CI log's line as the cell ends
 
 
 def test_bundle_layout_and_manifest(mobilenet_build):
@@ -93,7 +94,7 @@ def test_verify_command_and_tampering(mobilenet_build, tmp_path):
     archive = out / "mobilenet_digits" / "rpi4" / "ort-fp32.tar.gz"
     r = run_cli("verify", archive)
     assert r.returncode == 0, r.stderr
-    assert "selftest passed" in r.stderr
+    assert "selftest passed" in r.stdout and r.stderr == ""
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path, filter="data")
     model = tmp_path / "ort-fp32" / "model.ort"
@@ -102,7 +103,8 @@ def test_verify_command_and_tampering(mobilenet_build, tmp_path):
     model.write_bytes(bytes(data))
     r = run_cli("verify", tmp_path / "ort-fp32")
     assert r.returncode == 1
-    assert "model.ort: sha256 mismatch" in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "model.ort: sha256 mismatch" in line
 
 
 def test_bench_command_times_an_archive(mobilenet_build):
@@ -223,7 +225,27 @@ def test_unavailable_profile_defaults_are_skipped_and_say_why(tmp_path):
             "'edgepack[openvino]'") in text
     assert "x86-64/tflite-fp32 skipped: ai-edge-litert is not installed" in text
     report = _report(out, "tiny")
-    assert {c["target"]: c["status"] for c in report["cells"]} == {
-        "ort": "ok", "openvino": "skipped", "tflite": "skipped"}
+    statuses = {c["target"]: c["status"] for c in report["cells"]}
+    assert (statuses["ort"], statuses["openvino"], statuses["tflite"]) == \
+        ("ok", "skipped", "skipped")
     assert report["ok"] is True
     assert "## Skipped" in (out / "tiny" / "report.md").read_text()
+
+
+def test_the_bundle_readme_python_example_runs(mobilenet_build, tmp_path):
+    """The README's ten lines, as a user pastes them, with the bundle's path filled in."""
+    import re
+    import subprocess
+    import sys
+
+    _, out = mobilenet_build
+    bundle = out / "mobilenet_digits" / "rpi4" / "ort-int8"
+    readme = (bundle / "README.md").read_text()
+    block = readme.split("## From your own Python code", 1)[1].split("\n\n`model.infer`")[0]
+    code = "\n".join(line[4:] for line in block.strip("\n").splitlines())
+    code = code.replace("/path/to/this/bundle", str(bundle))
+    assert len(code.splitlines()) <= 12 and "model.infer(" in code
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"\(1, 10\)\n", done.stdout)

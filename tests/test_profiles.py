@@ -51,3 +51,18 @@ def test_wrong_types_and_invalid_toml(tmp_path):
     path.write_text("name = ")
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile(path)
+
+
+def test_outputs_compared_as_declared(tmp_path):
+    src = open(load_profile("x86-64").source).read()
+    path = tmp_path / "p.toml"
+    path.write_text(src + '\n[accuracy.outputs]\nprob_map = "values"\nctc = "sequence"\n'
+                    "\n[accuracy.int8]\nmin_map_iou = 0.8\n")
+    prof = load_profile(path)
+    assert prof.output_kinds == {"prob_map": "values", "ctc": "sequence"}
+    assert prof.budget("int8").min_map_iou == 0.8
+    assert prof.budget("int8").max_floor_rel_error == 0.1  # the default
+    assert prof.to_dict()["output_kinds"] == {"prob_map": "values", "ctc": "sequence"}
+    path.write_text(src + '\n[accuracy.outputs]\nprob_map = "pixels"\n')
+    with pytest.raises(ProfileError, match="accuracy.outputs.prob_map"):
+        load_profile(path)

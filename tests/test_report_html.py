@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.report import render
-from edgepack.report.html import PARETO, POINT, pareto_front, to_html
+from edgepack.report.html import to_html
 from edgepack.report.model import Attempt, Cell, Report
+from edgepack.report.svg import PARETO, POINT, pareto_front
 
 HOST = {"hostname": "h", "machine": "x86_64", "cpu": "Test CPU", "cpus": 2,
         "memory_bytes": 8 * 2**30, "os": "Linux", "python": "3.11.7"}
@@ -39,9 +39,9 @@ def _ok(target: str, precision: str, p50: float, top1: float, size: int) -> Cell
                 "ok": True}],
         attempts=[Attempt("default", "accepted", seconds=1.25,
                           accuracy={"logits": {"top1": top1, "cosine": 0.9999}},
-                          speed={"speedup": 1.5, "worst_round": 1.4, "fp32_p50_ms": 1.5 * p50,
-                                 "p50_ms": p50, "rounds": 3, "measured_on": "build host",
-                                 "min_speedup": 1.0})],
+                          speed={"speedup": 1.5, "low": 1.4, "high": 1.6,
+                                 "min_speedup": 1.0, "verdict": "faster", "source": "host",
+                                 "rounds": 3, "detail": "host, 3 interleaved rounds"})],
         notes=[f"{precision}: a note"])
 
 
@@ -121,10 +121,10 @@ def test_html_has_plots_pareto_details_and_log_excerpt(tmp_path):
 def test_html_without_ok_cells_or_folder(tmp_path):
     report = _matrix_report(tmp_path)
     report.cells = [c for c in report.cells if c.status != "ok"]
-    page = render.to_html(report)  # the old signature: no folder, so no log excerpt
+    page = to_html(report)  # no folder: no log excerpt
     assert "no verified bundles" in page
     assert "log line 99" not in page and "all 2 attempts rejected" in page
-    assert render.to_html(report, tmp_path).count("log line 99") == 1
+    assert to_html(report, tmp_path).count("log line 99") == 1
     empty = _report([])
     assert "no verified bundles" in to_html(empty) and "no cells" in to_html(empty)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -67,8 +68,9 @@ def test_non_finite_numbers_and_other_cell_states_match(built):
     ok = report.cells[0]
     ok.gates.append({"name": "logits.rel_error", "value": math.inf, "limit": 0.01,
                      "kind": "max", "ok": False})
-    ok.attempts[0].accuracy = {"logits": {"cosine": 0.0, "rel_error": math.inf,
-                                          "max_abs": -math.inf, "top1": math.nan}}
+    ok.attempts[0] = replace(ok.attempts[0], accuracy={
+        "logits": {"cosine": 0.0, "rel_error": math.inf, "max_abs": -math.inf,
+                   "top1": math.nan}})
     report.cells.append(Cell("x86-64", "ort", "int8", status="skipped", requested=False,
                              reason="no calibration data"))
     failed = Cell("x86-64", "ort", "fp16", status="failed", reason="accuracy outside budget",
@@ -79,6 +81,13 @@ def test_non_finite_numbers_and_other_cell_states_match(built):
                                     speed={"speedup": None, "min_speedup": 1.1,
                                            "note": "no fp32 bundle to compare with"})])
     report.cells.append(failed)
+    declined = Cell("x86-64", "ort", "int8-dynamic", status="declined", build=dict(ok.build),
+                    reason="not faster than fp32: estimated on Cortex-A76", device={
+                        "status": "not estimated", "reason": "the build host is a x86_64"},
+                    speed={"speedup": 0.8, "low": 0.78, "high": 0.82, "min_speedup": 1.0,
+                           "verdict": "not faster", "source": "estimate", "rounds": 1,
+                           "detail": "estimated", "host": None})
+    report.cells.append(declined)
     text = to_json(report)
     assert '"inf"' in text and '"-inf"' in text and '"nan"' in text
     assert report_problem(json.loads(text)) is None

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from edgepack.cli.app import main
-from edgepack.settings import SETTINGS, Number, markdown_table
+from edgepack.options import OPTIONS, markdown_table
+from edgepack.settings import SETTINGS, Number
 from tests.conftest import ROOT, make_matmul_model
 
 
@@ -41,7 +42,8 @@ def model(tmp_path):
     (("--runs", "-5"), "--runs: -5 is out of range; it must be an integer in [1, 10000000]"),
     (("--timeout", "0.001"), "--timeout: 0.001 is out of range; it must be a number in "
      "[10, 604800] s"),
-    (("--runs", "abc"), "--runs: Input should be a valid integer"),
+    (("--runs", "abc"), "--runs: 'abc' is not an integer"),
+    (("--min-cosine", "high"), "--min-cosine: 'high' is not a number"),
     (("--threads", "0"), "--threads: 0 is out of range"),
     (("--min-time", "nan"), "--min-time: nan is out of range"),
     (("--warmup", "-1"), "--warmup: -1 is out of range"),
@@ -77,16 +79,18 @@ def _bad_values(setting: Number, rng: random.Random) -> list:
 
 
 NUMERIC = [s for s in SETTINGS.values() if isinstance(s, Number)]
+# every numeric build option with a flag, and its range
+FLAGGED = [o for o in OPTIONS.values() if o.flags and isinstance(o.row, Number)]
 
 
-@pytest.mark.parametrize("setting", [s for s in NUMERIC if s.flag], ids=lambda s: s.key)
-def test_random_out_of_range_flags(capsys, tmp_path, model, setting):
-    rng = random.Random(setting.key)
-    for value in _bad_values(setting, rng):
+@pytest.mark.parametrize("option", FLAGGED, ids=lambda o: o.name)
+def test_random_out_of_range_flags(capsys, tmp_path, model, option):
+    rng = random.Random(option.name)
+    for value in _bad_values(option.row, rng):
         out = tmp_path / "dist"
-        code, err = _run(capsys, "build", model, "--target", "ort", setting.flag, repr(value)
+        code, err = _run(capsys, "build", model, "--target", "ort", option.flag, repr(value)
                          if isinstance(value, float) else value, "-o", out)
-        _one_line_error(code, err, setting.flag)
+        _one_line_error(code, err, option.flag)
         assert not out.exists()
 
 

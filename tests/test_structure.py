@@ -1,4 +1,5 @@
-"""The core names no target, and a new target is added in five files."""
+"""The code's shape: the core names no target, a new target takes five files, imports point
+down the floors of docs/ARCHITECTURE.md without cycles, and modules and functions stay small."""
 
 from __future__ import annotations
 
@@ -99,15 +100,15 @@ def test_a_new_target_takes_five_files(tmp_path):
     shutil.copyfile(example / "backend.py", copy / "edgepack/device/backends/onnxfile.py")
     shutil.copyfile(example / "check_target.py", copy / "tests/targets/test_onnxfile.py")
     profile = copy / "targets" / "x86-64.toml"
-    profile.write_text(profile.read_text().replace(
-        'runtimes = ["ort", "openvino", "tflite"]', 'runtimes = ["ort", "openvino", "tflite", '
-        '"onnxfile"]'))
+    # the profile's runtimes list, whatever it holds, gains the new target
+    profile.write_text(re.sub(r'^(runtimes = \[.*)\]$', r'\1, "onnxfile"]',
+                              profile.read_text(), count=1, flags=re.MULTILINE))
     pyproject = copy / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("ort = []", "ort = []\nonnxfile = []"))
     after = _tree_files(copy)
     changed = sorted(k for k in after if before.get(k) != after[k])
-    assert changed == ["edgepack/device/backends/onnxfile.py", "edgepack/targets/onnxfile.py",
-                       "pyproject.toml", "targets/x86-64.toml", "tests/targets/test_onnxfile.py"]
+    # the README's "Adding a target" list, with this target's name in it: what users follow
+    assert changed == sorted(_readme_target_files("onnxfile", "x86-64"))
     env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "tests/targets/test_onnxfile.py"], cwd=copy, capture_output=True,
@@ -117,3 +118,151 @@ def test_a_new_target_takes_five_files(tmp_path):
                                cwd=copy, capture_output=True, text=True,
                                env={**env, "COLUMNS": "200"}).stdout
     assert "onnxfile" in help_text
+
+
+def _readme_target_files(name: str, profile: str) -> list[str]:
+    """The files the README's "Adding a target" section names, for target ``name``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Adding a target", 1)[1].split("\n## ", 1)[0]
+    items = re.split(r"^\d+\. ", section.split("\n\n`tests/test_structure.py`")[0],
+                     flags=re.MULTILINE)[1:]
+    files = []
+    for item in items:
+        paths = re.findall(r"`([^`]+)`", item)
+        path = next((p for p in paths if "/" in p or p.endswith(".toml")), None)
+        assert path is not None, f"README 'Adding a target' item names no file: {item}"
+        path = path.replace("<name>", name).replace("targets/*.toml", f"targets/{profile}.toml")
+        files.append(f"tests/targets/test_{name}.py" if path == "tests/targets/" else path)
+    return files
+
+
+# --------------------------------------------------------------------------- import floors
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every edgepack module -> the edgepack modules it imports (anywhere in its code)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {resolve(a.name) for a in node.names if a.name.startswith("edgepack")}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                    (node.module or "").startswith("edgepack"):
+                for a in node.names:  # "from edgepack.x import y": y may be a module
+                    deps.add(resolve(f"{node.module}.{a.name}"))
+        graph[name] = deps - {None, name}
+    return graph
+
+
+def floors() -> list[list[str]]:
+    """The floors table of docs/ARCHITECTURE.md: module prefixes, lowest floor first."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    table = text.split("<!-- floors", 1)[1].split("<!-- /floors -->", 1)[0]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "`" in ln]
+    return [re.findall(r"`(edgepack[\w.]*)`", row.split("|")[2]) for row in rows]
+
+
+def floor_of(module: str, table: list[list[str]]) -> int | None:
+    best = None
+    for i, prefixes in enumerate(table):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (i, len(prefix))
+    return best[0] if best else None
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_imports_have_no_cycle():
+    assert cycles(import_graph()) == []
+
+
+def test_imports_point_down_the_floors_of_the_architecture_doc():
+    table, graph = floors(), import_graph()
+    assert len(table) >= 8 and all(table)
+    unplaced = sorted(m for m in graph if floor_of(m, table) is None)
+    assert unplaced == [], "modules missing from docs/ARCHITECTURE.md's floors table"
+    up = sorted(f"{m} (floor {floor_of(m, table)}) -> {d} (floor {floor_of(d, table)})"
+                for m, deps in graph.items() for d in deps
+                if floor_of(d, table) > floor_of(m, table))
+    assert up == []
+
+
+def test_the_checks_catch_a_cycle_and_an_upward_import():
+    graph = {"edgepack.a": {"edgepack.b"}, "edgepack.b": {"edgepack.a"}, "edgepack.c": set()}
+    assert cycles(graph) == [["edgepack.a", "edgepack.b"]]
+    table = [["edgepack.errors"], ["edgepack.pipeline"]]
+    assert floor_of("edgepack.pipeline.cells", table) == 1
+    assert floor_of("edgepack.errors", table) == 0 and floor_of("edgepack.x", table) is None
+
+
+# --------------------------------------------------------------------------- sizes
+MAX_FUNCTION_LINES = 60
+MAX_PIPELINE_MODULE_LINES = 300
+
+
+def test_no_function_over_60_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert long == []
+
+
+def test_the_cell_pipeline_stays_in_small_modules():
+    big = [f"{p.name}: {n}" for p in sorted((PACKAGE / "pipeline").glob("*.py"))
+           if (n := len(p.read_text().splitlines())) > MAX_PIPELINE_MODULE_LINES]
+    assert big == []
+
+
+def test_the_architecture_doc_names_where_new_things_go():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    for thing in ("build option", "target", "importer", "graph rewrite", "gate"):
+        assert f"| {thing} |" in text
+    for path in re.findall(r"`(edgepack/[\w/]+\.py)`", text):
+        if "<" not in path:
+            assert (ROOT / path).is_file(), f"docs/ARCHITECTURE.md names {path}, which is gone"

@@ -2,7 +2,7 @@ import numpy as np
 
 from edgepack.device import core
 from edgepack.profiles import DEFAULT_BUDGETS
-from edgepack.verify import accuracy_gates, compare_outputs
+from edgepack.verify import accuracy_gates, compare_outputs, detect_kind, output_kinds
 
 
 def _samples(arr):
@@ -71,3 +71,65 @@ def test_classifier_numbers_with_labels_and_embedding_without():
     emb = _samples(rng.standard_normal((8, 1, 384)).astype(np.float32))
     e = compare_outputs({"embedding": emb}, {"embedding": emb}, None)["embedding"]
     assert "top1_agreement" not in e and e["cosine"] > 0.99999
+
+
+def _map_with_flips(rng, samples=6, size=32, flips=3):
+    """Steep probability maps (blobs near 1, background near 0) and a copy in which a few
+    pixels on the blobs' edges swing across the threshold, as int8 does to such maps."""
+    yy, xx = np.mgrid[:size, :size]
+    ref = np.zeros((samples, 1, 1, size, size), np.float32)
+    for i in range(samples):
+        cy, cx = rng.uniform(8, size - 8, 2)
+        ref[i, 0, 0] = 1 / (1 + np.exp(np.minimum((yy - cy) ** 2 + (xx - cx) ** 2 - 36, 50)))
+    out = ref + rng.normal(0, 0.002, ref.shape).astype(np.float32)
+    edge = np.argwhere((ref > 0.3) & (ref < 0.7))
+    for i, _, _, y, x in edge[rng.choice(len(edge), flips, replace=False)]:
+        out[i, 0, 0, y, x] = 1 - ref[i, 0, 0, y, x]
+    return np.clip(out, 0, 1), ref
+
+
+def test_a_dense_map_is_held_to_a_map_budget_not_to_its_max_relative_error():
+    out, ref = _map_with_flips(np.random.default_rng(0))
+    assert detect_kind(_samples(ref))[0] == "map"
+    budget = DEFAULT_BUDGETS["int8"]
+    plain = compare_outputs({"text_map": _samples(ref)}, {"text_map": _samples(out)}, None)
+    assert [g.name for g in accuracy_gates(plain, budget) if not g.ok] == ["text_map.rel_error"]
+    kinds = output_kinds({"text_map": _samples(ref)}, {})
+    m = compare_outputs({"text_map": _samples(ref)}, {"text_map": _samples(out)}, None, kinds)
+    assert m["text_map"]["kind"] == "map" and m["text_map"]["kind_source"].startswith("detected")
+    assert m["text_map"]["rel_error"] > budget.max_rel_error  # still measured and reported
+    assert "top1_agreement" not in m["text_map"]  # a map's rows are not class scores
+    gates = accuracy_gates(m, budget)
+    assert all(g.ok for g in gates), [g.describe() for g in gates]
+    assert {g.name for g in gates} == {"text_map.cosine", "text_map.floor_rel_error",
+                                       "text_map.map_iou"}
+    # the map budget still fails a map that is wrong: half its blob pixels off
+    broken = np.where(ref > 0.3, ref * (np.arange(ref.size).reshape(ref.shape) % 2), ref)
+    m = compare_outputs({"text_map": _samples(ref)}, {"text_map": _samples(broken)}, None, kinds)
+    assert {g.name for g in accuracy_gates(m, budget) if not g.ok} >= {"text_map.map_iou"}
+
+
+def test_a_sequence_is_held_to_its_per_step_agreement():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((4, 1, 40, 12)) * 4  # 40 steps of 12 classes (a CTC output)
+    ref = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    out = ref.copy()
+    out[0, 0, :1] = out[0, 0, :1, ::-1]  # one of 160 steps decides differently
+    kinds = output_kinds({"probs": _samples(ref)}, {})
+    assert kinds["probs"][0] == "sequence"
+    m = compare_outputs({"probs": _samples(ref)}, {"probs": _samples(out)}, None, kinds)
+    assert m["probs"]["step_agreement"] == 159 / 160 and "top1_agreement" not in m["probs"]
+    failed = [g.name for g in accuracy_gates(m, DEFAULT_BUDGETS["int8"]) if not g.ok]
+    assert "probs.rel_error" not in failed and "probs.step_agreement" not in failed
+    # declared in the profile: compared by its values, as any other output
+    declared = output_kinds({"probs": _samples(ref)}, {"probs": "values"})
+    assert declared["probs"] == ("values", "declared in the profile's [accuracy.outputs]")
+
+
+def test_what_is_neither_a_map_nor_a_sequence_is_compared_by_its_values():
+    rng = np.random.default_rng(2)
+    assert detect_kind(_samples(rng.standard_normal((4, 1, 10))))[0] == "values"  # logits
+    softmax = np.exp(rng.standard_normal((4, 1, 10)))
+    assert detect_kind(_samples(softmax / softmax.sum(-1, keepdims=True)))[0] == "values"
+    assert detect_kind(_samples(rng.uniform(0, 1, (4, 1, 4, 4))))[0] == "values"  # too small
+    assert detect_kind(_samples(rng.uniform(0, 1, (4, 1, 3, 32, 32))))[0] == "values"  # RGB

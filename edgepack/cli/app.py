@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from edgepack import __version__
 from edgepack.errors import EdgepackError, Interrupted
+from edgepack.version import __version__
 
 
 def _both(name: str) -> tuple[type, ...]:
@@ -55,6 +55,24 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     STATE["debug"] = debug
+
+
+def _quiet_types() -> None:
+    """Help without type noise: no ``<bool>`` beside a switch (``--help`` included), and an
+    argument shown by its metavar, not ``<path>``. (typer shows a parameter's type where
+    it has no metavar.)"""
+    from typer import core
+
+    option, argument = core.TyperOption.display_type_rich, core.TyperArgument.display_type_rich
+
+    def option_type(self, ctx):
+        return None if self.is_flag and not self.metavar else option(self, ctx)
+
+    def argument_type(self, ctx):
+        return None if self.metavar else argument(self, ctx)
+
+    core.TyperOption.display_type_rich = option_type
+    core.TyperArgument.display_type_rich = argument_type
 
 
 def _register() -> None:
@@ -104,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
+        _quiet_types()
         _register()
         rv = typer.main.get_command(app).main(args=args, prog_name="edgepack",
                                               standalone_mode=False)

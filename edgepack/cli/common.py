@@ -6,9 +6,10 @@ import sys
 
 from rich.console import Console
 
-# progress and tables go to stderr (wide enough for the table in CI logs); --json to stdout
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-stdout = Console(width=None if sys.stdout.isatty() else 200)
+# progress and tables go to stderr (wide enough for the table in CI logs); --json to stdout.
+# soft_wrap: a long line stays one line (a log reader greps it; an error is one line)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 200, soft_wrap=True)
+stdout = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True)
 
 
 def split_list(values: list[str] | None) -> tuple[str, ...] | None:

@@ -32,7 +32,7 @@ def command(
     from rich.markup import escape
     from rich.table import Table
 
-    from edgepack.importers.onnx import parse_fixed_inputs, parse_input_shapes
+    from edgepack.options import parse_fixed_inputs, parse_input_shapes
     from edgepack.pipeline.debug import rank_int8
 
     if top < 1:

@@ -59,17 +59,21 @@ def merge(
         help="Output folders of edgepack build --cell jobs (each holds MODEL/report.json).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The merged output folder.")
     ] = Path("dist"),
+    prefer: Annotated[Path | None, typer.Option(
+        "--prefer", help="When two folders hold the same cell built differently, keep this "
+        "folder's (else that is an error).", metavar="FOLDER")] = None,
 ) -> None:
     """Merge cell builds into one output folder: bundles, archives, one report, one
     SHA256SUMS. Exit 1 if a merged cell failed."""
     from edgepack.api import merge as run_merge
 
-    reports = run_merge(folders, output)
+    reports = run_merge(folders, output, prefer)
     for report in reports:
-        counts = {s: sum(c.status == s for c in report.cells) for s in ("ok", "failed",
-                                                                        "skipped")}
+        counts = {s: sum(c.status == s for c in report.cells)
+                  for s in ("ok", "failed", "skipped", "declined")}
         console.print(f"{report.source['file']}: {len(report.cells)} cells "
                       f"({counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
-                      f"skipped) → {output / Path(report.source['file']).stem}/report.md")
+                      f"skipped, {counts['declined']} declined) → "
+                      f"{output / Path(report.source['file']).stem}/report.md")
     if not all(r.ok for r in reports):
         raise typer.Exit(1)

@@ -15,7 +15,7 @@ def list_() -> None:
     """Show each converter environment: installed or not, its versions, path and size."""
     from rich.table import Table
 
-    from edgepack.targets import toolchain_groups
+    from edgepack.pipeline.tools import toolchain_groups
     from edgepack.toolchains import disk_usage
 
     table = Table("for", "toolchain", "status", "python", "pins", "size", "path")
@@ -42,7 +42,7 @@ def install(
     force: Annotated[bool, typer.Option(help="Re-install even if present.")] = False,
 ) -> None:
     """Create the pinned converter environment(s) for NAME in edgepack's cache."""
-    from edgepack.targets import toolchains_for
+    from edgepack.pipeline.tools import toolchains_for
     from edgepack.toolchains import install as do_install
 
     chains = toolchains_for(name)

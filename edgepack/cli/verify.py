@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from edgepack.cli.common import console
+from edgepack.cli.common import stdout
 
 NAME = "verify"
 
@@ -22,48 +22,66 @@ def command(
         "instead of here (needs: edgepack toolchain install emulator).")] = False,
 ) -> None:
     """Check an archive against SHA256SUMS (or --sha256), then the bundle's checksums and its
-    device selftest, here."""
+    device selftest, here. What was checked goes to stdout; a failure is one line on stderr
+    (exit 1)."""
     from rich.markup import escape
 
     from edgepack import settings
-    from edgepack.bundle import check_bundle, opened_bundle, verify_archive_digest
-    from edgepack.errors import UsageError
+    from edgepack.bundle import opened_bundle
+    from edgepack.errors import CheckFailed, UsageError
 
     settings.check("timeout", timeout, "--timeout")
-    if bundle.is_file():
-        auth = verify_archive_digest(bundle, sha256)
-        if auth.status == "mismatch":
-            console.print(f"[red]{escape(str(bundle))}: verification FAILED: {escape(auth.how)}[/]")
-            raise typer.Exit(1)
-        if auth.status == "matched":
-            console.print(f"archive sha256 matches {escape(auth.how)}", highlight=False)
-        else:
-            console.print(f"[yellow]no external digest: {escape(auth.how)}; the checks below "
-                          "prove the bundle is self-consistent, not that it is authentic[/]")
-    elif sha256 is not None:
-        raise UsageError("--sha256 checks an archive (.tar.gz), not a bundle folder")
-    else:
-        console.print("[yellow]a bundle folder has no external digest: the checks below prove "
-                      "it is self-consistent, not that it is authentic[/]")
-    where = "here"
-    with opened_bundle(bundle) as folder:
-        if remote is not None:
-            passed, log, where = _on_board(folder, remote, timeout)
+    board = _board(remote)
+    if emulate:
+        from edgepack.emulation import SYSROOT
+
+        if SYSROOT.missing():
+            raise UsageError(f"--emulate: {SYSROOT.missing()}")
+    with opened_bundle(bundle, sha256) as opened:
+        _say_checked(bundle, opened)
+        if board is not None:
+            passed, log, where = _on_board(opened.folder, board, timeout)
         elif emulate:
-            passed, log, where = _emulated(folder, timeout)
+            passed, log, where = _emulated(opened, timeout)
         else:
-            passed, log = check_bundle(folder, timeout=timeout)
-    console.print(escape(log), highlight=False)
+            from edgepack.bundle import run_selftest
+
+            (passed, log), where = run_selftest(opened.folder, timeout), "here"
+    if log:
+        stdout.print(escape(log), highlight=False)
     if not passed:
-        console.print(f"[red]{escape(str(bundle))}: verification FAILED ({where})[/]")
-        raise typer.Exit(1)
-    console.print(f"[green]{escape(str(bundle))}: verified ({where})[/]")
+        lines = log.strip().splitlines()
+        raise CheckFailed(f"{bundle}: verification FAILED ({where})"
+                          + (f": {lines[-1]}" if lines else ""))
+    stdout.print(f"[green]{escape(str(bundle))}: verified ({escape(where)})[/]", highlight=False)
 
 
-def _on_board(folder, remote: str, timeout: float) -> tuple[bool, str, str]:
-    from edgepack.remote import check_reachable, on_board, parse_remote
+def _board(remote: str | None):
+    """The --remote board, parsed before anything is opened or started (None: none)."""
+    if remote is None:
+        return None
+    from edgepack.remote import parse_remote
 
-    board = parse_remote(remote)
+    return parse_remote(remote)
+
+
+def _say_checked(bundle: Path, opened) -> None:
+    """What the gate checked, on stdout."""
+    from rich.markup import escape
+
+    auth = opened.authenticity
+    if auth.status == "matched":
+        stdout.print(f"archive sha256 matches {escape(auth.how)}", highlight=False)
+    else:
+        stdout.print(f"[yellow]{escape(auth.how)}: the checks prove the bundle is "
+                     "self-consistent, not that it is authentic[/]", highlight=False)
+    stdout.print(f"{len(opened.manifest['files'])} files match the manifest's checksums",
+                 highlight=False)
+
+
+def _on_board(folder, board, timeout: float) -> tuple[bool, str, str]:
+    from edgepack.remote import check_reachable, on_board
+
     check_reachable(board)
     result = on_board(board, folder, timeout)
     where = f"on {board.name}: {(result.get('identity') or {}).get('model', '?')}"
@@ -72,26 +90,18 @@ def _on_board(folder, remote: str, timeout: float) -> tuple[bool, str, str]:
     return True, "\n".join(result["selftest"]), where
 
 
-def _emulated(folder, timeout: float) -> tuple[bool, str, str]:
-    """Checksums here, then the bundle's own selftest on its profile's CPU under qemu."""
-    from edgepack.device import core
-    from edgepack.emulation import SYSROOT, cpu_for, run_bundle
+def _emulated(opened, timeout: float) -> tuple[bool, str, str]:
+    """The bundle's own selftest on its profile's CPU under qemu (after the gate)."""
+    from edgepack.emulation import cpu_for, run_bundle
     from edgepack.errors import BundleError, UsageError
 
-    missing = SYSROOT.missing()
-    if missing:
-        raise UsageError(f"--emulate: {missing}")
-    manifest = core.load_manifest(folder)
-    profile = manifest.get("profile", {})
+    profile = opened.manifest["profile"]
     if profile.get("arch") != "aarch64":
         raise UsageError(f"--emulate: the bundle is for {profile.get('arch')}, not aarch64")
-    cpu = cpu_for(profile.get("cpu", ""))
+    cpu = cpu_for(str(profile.get("cpu", "")))
     if cpu is None:
         raise BundleError(f"--emulate: no qemu model for the bundle's CPU {profile.get('cpu')}")
-    bad = core.check_files(folder, manifest)
-    if bad:
-        return False, "files do not match the manifest: " + "; ".join(bad), "checksums"
-    done = run_bundle(folder, ["selftest"], cpu, timeout)
+    done = run_bundle(opened.folder, ["selftest"], cpu, timeout)
     text = "\n".join(ln for ln in done.output.splitlines() if ln.strip())
     if not done.ok and "selftest FAILED" not in text:
         text += f"\nselftest FAILED: {done.reason}"

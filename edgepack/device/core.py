@@ -2,7 +2,7 @@
 """edgepack device runner: check, run and time this bundle on the device.
 
     python run.py selftest            verify file checksums and golden outputs
-    python run.py infer IN.npz|IN.npy [-o OUT.npz]
+    python run.py infer IN.npz|IN.npy|IMAGE|WAV [-o OUT.npz]
     python run.py bench [--runs N | --min-time S] [--warmup N] [--threads N]
 
 Needs only the Python standard library, numpy and this bundle's runtime (see
@@ -34,6 +34,15 @@ BACKEND_FILE = "backend.py"
 # an output within this absolute error of the reference matches it, whatever its cosine
 # (a near-zero output's direction is noise)
 ATOL = 1e-6
+# How an output is compared (besides its cosine): "values" by its max relative error;
+# "map" (a one-channel probability or score map) by the IoU of the maps thresholded at
+# MAP_THRESHOLD of the reference's max and the relative error of the values above
+# REL_ERROR_FLOOR of it; "sequence" (rows of class probabilities, e.g. a CTC output) by the
+# agreement of each row's argmax and that same relative error. A few pixels or steps near
+# the threshold flip under int8 and make the max relative error ~1 however good the rest is.
+OUTPUT_KINDS = ("values", "map", "sequence")
+MAP_THRESHOLD = 0.3
+REL_ERROR_FLOOR = 0.3
 
 
 class BundleProblem(Exception):
@@ -170,14 +179,174 @@ def load_npz(path: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
+# --------------------------------------------------------------------------- preprocessing
+# A bundle built from images or WAV files declares how a file becomes the model's input in
+# its manifest's "preprocessing"; these functions apply it, on the build host (calibration,
+# evaluation) and on the device (`run.py infer photo.png`) alike. numpy does the arithmetic;
+# images are decoded by Pillow (imported only here), WAV files by Python's wave module.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+AUDIO_SUFFIXES = (".wav",)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's convert("L")
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """The image file's pixels as uint8 ``[H, W, 3]`` RGB (alpha dropped, grey replicated).
+    BundleProblem when Pillow is missing or the file is not a readable image."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BundleProblem(f"{path.name}: reading an image needs Pillow (pip install Pillow), "
+                            "or pass the input as .npz/.npy") from None
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise BundleProblem(f"{path}: not a readable image ({first_line(e)})") from None
+
+
+def first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[h, w, C]`` floats resized to ``[height, width, C]``: bilinear with half-pixel
+    centres (OpenCV's INTER_LINEAR); a shrink by 2x or more first averages k x k blocks, so
+    fine detail does not alias."""
+    k = min(img.shape[0] // height, img.shape[1] // width)
+    if k >= 2:
+        h, w = img.shape[0] // k * k, img.shape[1] // k * k
+        img = img[:h, :w].reshape(h // k, k, w // k, k, -1).mean(axis=(1, 3))
+    if img.shape[:2] == (height, width):
+        return img
+
+    def taps(size_in: int, size_out: int) -> tuple:
+        x = np.clip((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0, size_in - 1)
+        lo = np.floor(x).astype(np.int64)
+        return lo, np.minimum(lo + 1, size_in - 1), x - lo
+
+    y0, y1, fy = taps(img.shape[0], height)
+    x0, x1, fx = taps(img.shape[1], width)
+    fx, fy = fx[None, :, None], fy[:, None, None]
+    top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
+    bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def fit_image(img: np.ndarray, height: int, width: int, resize: int, crop: str) -> np.ndarray:
+    """Resize so the shorter side is ``resize`` pixels (aspect kept), then take the centre
+    ``height x width``; with ``crop`` "none", stretch to ``height x width`` instead."""
+    if crop == "none":
+        return resize_bilinear(img, height, width)
+    scale = resize / min(img.shape[0], img.shape[1])
+    h = max(height, round(img.shape[0] * scale))
+    w = max(width, round(img.shape[1] * scale))
+    img = resize_bilinear(img, h, w)
+    top, left = (h - height) // 2, (w - width) // 2
+    return img[top:top + height, left:left + width]
+
+
+def as_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Floats as the input's dtype: integers rounded and clipped to the dtype's range."""
+    kind = np.dtype(dtype)
+    if kind.kind in "iu":
+        info = np.iinfo(kind)
+        return np.clip(np.round(values), info.min, info.max).astype(kind)
+    return values.astype(kind)
+
+
+def image_sample(pixels: np.ndarray, prep: dict, shape: list, dtype: str) -> np.ndarray:
+    """One decoded image (``[H, W, 3]`` RGB, 0..255) as the model's input, by the declared
+    preprocessing: resize and crop, channel order, ``* scale``, ``(x - mean) / std``, layout,
+    dtype."""
+    height, width = prep["size"]
+    img = fit_image(pixels.astype(np.float64), height, width, prep["resize"], prep["crop"])
+    if prep["channels"] == "BGR":
+        img = img[..., ::-1]
+    elif prep["channels"] == "GRAY":
+        img = (img[..., 0] * LUMA[0] + img[..., 1] * LUMA[1] + img[..., 2] * LUMA[2])[..., None]
+    img = (img * prep["scale"] - np.asarray(prep["mean"], np.float64)) \
+        / np.asarray(prep["std"], np.float64)
+    if prep["layout"] == "NCHW":
+        img = img.transpose(2, 0, 1)
+    return as_dtype(img.reshape(shape), dtype)
+
+
+def read_wav(path: Path) -> tuple:
+    """A PCM WAV file as (sample rate in Hz, mono float64 samples in [-1, 1)): channels are
+    averaged. BundleProblem for a file Python's wave module cannot read."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as f:
+            rate, channels, width = f.getframerate(), f.getnchannels(), f.getsampwidth()
+            raw = f.readframes(f.getnframes())
+    except (wave.Error, EOFError, OSError, ValueError) as e:
+        raise BundleProblem(f"{path}: not a PCM WAV file ({first_line(e)})") from None
+    raw = raw[:len(raw) // (width * channels) * width * channels]
+    if width == 1:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float64) - 128) / 128
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8) / float(1 << 23)
+    else:
+        x = np.frombuffer(raw, f"<i{width}").astype(np.float64) / float(1 << (8 * width - 1))
+    return rate, x.reshape(-1, channels).mean(axis=1)
+
+
+def audio_sample(samples: np.ndarray, rate: int, prep: dict, shape: list, dtype: str,
+                 where: str) -> np.ndarray:
+    """Mono samples as the model's input: the first ``frame_length`` samples, zero-padded to
+    the input's length. BundleProblem for a rate other than the declared one (no
+    resampling is done)."""
+    if rate != prep["sample_rate"]:
+        raise BundleProblem(f"{where} is sampled at {rate} Hz; the model takes "
+                            f"{prep['sample_rate']} Hz (nothing is resampled: convert the "
+                            f"file, e.g. sox IN.wav -r {prep['sample_rate']} OUT.wav)")
+    out = np.zeros(int(np.prod(shape)), np.float64)
+    take = samples[:min(prep["frame_length"], out.size)]
+    out[:len(take)] = take
+    return as_dtype(out.reshape(shape), dtype)
+
+
+def media_kind(path: Path) -> str | None:
+    """"image" or "audio" by the file's suffix, else None."""
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else None
+
+
+def read_media_file(path: Path, manifest: dict) -> dict:
+    """An image or WAV file as one sample of the bundle's input (``[1, *shape]``), by the
+    manifest's preprocessing."""
+    kind = media_kind(path)
+    prep = manifest.get("preprocessing") or {}
+    if prep.get("kind") != kind:
+        built = {"image": "images", "audio": "WAV files", "text": "text"}.get(prep.get("kind"),
+                                                                              "arrays")
+        raise BundleProblem(f"{path.name}: this bundle declares no {kind} preprocessing (it "
+                            f"was built from {built}); pass the input as .npz/.npy")
+    specs = manifest["inputs"]
+    if [s["name"] for s in specs] != [prep["input"]]:
+        raise BundleProblem(f"{path.name} feeds input '{prep['input']}' only; this model takes "
+                            f"{', '.join(s['name'] for s in specs)}: pass an .npz")
+    spec = specs[0]
+    if kind == "image":
+        arr = image_sample(decode_image(path), prep, spec["shape"], spec["dtype"])
+    else:
+        rate, samples = read_wav(path)
+        arr = audio_sample(samples, rate, prep, spec["shape"], spec["dtype"], path.name)
+    return {spec["name"]: arr[None]}
+
+
 # --------------------------------------------------------------------------- accuracy
-def compare(reference: list, actual: list) -> dict:
+def compare(reference: list, actual: list, kind: str = "values") -> dict:
     """Error of ``actual`` against ``reference`` (both: one array per sample).
 
     Shapes first. Integer and boolean outputs compare exactly (``match``: the fraction of
     equal elements). Float outputs: max/mean abs error, relative max error (over the
-    reference's max abs value) and cosine similarity; non-finite values in ``actual`` count as
-    infinitely wrong. Never NaN.
+    reference's max abs value) and cosine similarity, and what the output's ``kind`` is
+    compared by (see OUTPUT_KINDS): ``map_iou``, ``step_agreement``, ``floor_rel_error``;
+    non-finite values in ``actual`` count as infinitely wrong. Never NaN.
     """
     if len(reference) != len(actual):
         return {"shape_ok": False,
@@ -198,8 +367,11 @@ def compare(reference: list, actual: list) -> dict:
     ref, out = ref.astype(np.float64), out.astype(np.float64)
     nonfinite = int(np.count_nonzero(~np.isfinite(out)))
     if nonfinite:
+        worst = {"map": {"map_iou": 0.0, "floor_rel_error": float("inf")},
+                 "sequence": {"step_agreement": 0.0, "floor_rel_error": float("inf")}}
         return {"shape_ok": True, "max_abs": float("inf"), "mean_abs": float("inf"),
-                "rel_error": float("inf"), "cosine": 0.0, "nonfinite": nonfinite}
+                "rel_error": float("inf"), "cosine": 0.0, "nonfinite": nonfinite,
+                **_kind(kind), **worst.get(kind, {})}
     diff = np.abs(ref - out)
     max_abs = float(diff.max()) if diff.size else 0.0
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
@@ -210,9 +382,33 @@ def compare(reference: list, actual: list) -> dict:
         cosine = 0.0
     else:
         cosine = float(np.clip(np.dot(ref, out) / (nr * no), -1.0, 1.0))
-    return {"shape_ok": True, "max_abs": max_abs,
-            "mean_abs": float(diff.mean()) if diff.size else 0.0,
-            "rel_error": max_abs / scale if scale > 0 else max_abs, "cosine": cosine}
+    m = {"shape_ok": True, "max_abs": max_abs,
+         "mean_abs": float(diff.mean()) if diff.size else 0.0,
+         "rel_error": max_abs / scale if scale > 0 else max_abs, "cosine": cosine}
+    if kind in ("map", "sequence"):
+        m["floor_rel_error"] = _floor_rel_error(ref, diff, scale)
+    if kind == "map":
+        on_ref, on_out = ref > MAP_THRESHOLD * scale, out > MAP_THRESHOLD * scale
+        union = int(np.count_nonzero(on_ref | on_out))
+        m["map_iou"] = float(np.count_nonzero(on_ref & on_out) / union) if union else 1.0
+    elif kind == "sequence":
+        classes = np.shape(reference[0])[-1] if np.ndim(reference[0]) else 1
+        m["step_agreement"] = float(np.mean(np.argmax(ref.reshape(-1, classes), 1)
+                                            == np.argmax(out.reshape(-1, classes), 1)))
+    return {**m, **_kind(kind)}
+
+
+def _kind(kind: str) -> dict:
+    return {} if kind == "values" else {"kind": kind}
+
+
+def _floor_rel_error(ref: np.ndarray, diff: np.ndarray, scale: float) -> float:
+    """Mean relative error over the values at least REL_ERROR_FLOOR of the reference's max
+    abs value (where a relative error means something)."""
+    above = np.abs(ref) >= REL_ERROR_FLOOR * scale
+    if scale == 0 or not above.any():
+        return 0.0
+    return float(np.mean(diff[above] / np.abs(ref[above])))
 
 
 def output_checks(name: str, m: dict, tol: dict) -> list:
@@ -225,7 +421,16 @@ def output_checks(name: str, m: dict, tol: dict) -> list:
         return [(f"{name}.shape_ok", 0.0, 1.0, "min")]
     if m.get("exact"):
         return [(f"{name}.match", m["match"], tol["min_match"], "min")]
-    checks = [(f"{name}.rel_error", m["rel_error"], tol["max_rel_error"], "max")]
+    kind = m.get("kind", "values")
+    if kind == "values":
+        checks = [(f"{name}.rel_error", m["rel_error"], tol["max_rel_error"], "max")]
+    else:
+        checks = [(f"{name}.floor_rel_error", m["floor_rel_error"], tol["max_floor_rel_error"],
+                   "max")]
+    if kind == "map":
+        checks.append((f"{name}.map_iou", m["map_iou"], tol["min_map_iou"], "min"))
+    elif kind == "sequence":
+        checks.append((f"{name}.step_agreement", m["step_agreement"], tol["min_match"], "min"))
     if m["max_abs"] > ATOL:
         checks.insert(0, (f"{name}.cosine", m["cosine"], tol["min_cosine"], "min"))
     return checks
@@ -238,13 +443,106 @@ def passes(value: float, limit: float, kind: str) -> bool:
 
 # --------------------------------------------------------------------------- bundle files
 def load_manifest(bundle: Path) -> dict:
+    """The bundle's manifest, its fields checked for the types this runner reads (a list
+    where a path is due must be a clear error, not a crash). BundleProblem otherwise."""
     try:
         manifest = json.loads((bundle / MANIFEST).read_text())
-    except (OSError, ValueError) as e:
-        raise BundleProblem(f"{bundle / MANIFEST} is missing or not valid JSON ({e})") from None
+    except OSError as e:
+        raise BundleProblem(f"{MANIFEST} cannot be read ({e.strerror or e})") from None
+    except ValueError as e:  # also a UnicodeDecodeError
+        raise BundleProblem(f"{MANIFEST} is not valid JSON ({e})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise BundleProblem(f"{bundle / MANIFEST} has no 'files' table")
+        raise BundleProblem(f"{MANIFEST} has no 'files' table")
+    why = manifest_problem(manifest)
+    if why:
+        raise BundleProblem(f"{MANIFEST}: {why}")
     return manifest
+
+
+# the manifest fields this runner reads, and their JSON types
+FIELDS = {"files": dict, "model_file": str, "inputs": list, "outputs": list, "threads": int,
+          "runtime": dict, "selftest": dict, "profile": dict}
+TENSOR = {"name": str, "dtype": str, "shape": list}
+HEX = frozenset("0123456789abcdef")
+
+
+def _json_type(value) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+             int: "an integer", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _wrong(where: str, value, kind: type) -> str:
+    return f"'{where}' is {_json_type(value)}, not {_json_type(kind())}"
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What makes a manifest unreadable to this runner (a field of the wrong type, a model
+    path that leaves the bundle), or None."""
+    for key, kind in FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return _wrong(key, value, kind)
+    for rel, digest in manifest["files"].items():
+        if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= HEX:
+            return f"'files' entry '{rel}' is {_json_type(digest)}, not a sha256 (64 hex digits)"
+    if unsafe_path(manifest["model_file"]):
+        return f"'model_file' {manifest['model_file']!r}: {unsafe_path(manifest['model_file'])}"
+    for key in ("inputs", "outputs"):
+        for i, spec in enumerate(manifest[key]):
+            why = _tensor_problem(spec, f"{key}[{i}]")
+            if why:
+                return why
+    if not isinstance(manifest["runtime"].get("options", {}), dict):
+        return _wrong("runtime.options", manifest["runtime"]["options"], dict)
+    kinds = manifest["selftest"].get("kinds", {})
+    if not isinstance(kinds, dict) or not all(isinstance(k, str) and v in OUTPUT_KINDS
+                                              for k, v in kinds.items()):
+        return f"'selftest.kinds' must map output names to {', '.join(OUTPUT_KINDS)}"
+    return _preprocessing_problem(manifest.get("preprocessing"))
+
+
+# the preprocessing fields run.py reads, per kind, and their JSON types
+PREPROCESSING = {
+    "image": {"input": str, "size": list, "resize": int, "crop": str, "scale": float,
+              "mean": list, "std": list, "channels": str, "layout": str},
+    "audio": {"input": str, "sample_rate": int, "frame_length": int},
+}
+
+
+def _preprocessing_problem(prep) -> str | None:
+    if prep is None:
+        return None
+    if not isinstance(prep, dict):
+        return _wrong("preprocessing", prep, dict)
+    for key, kind in PREPROCESSING.get(prep.get("kind"), {}).items():
+        value = prep.get(key)
+        ok = isinstance(value, int | float) if kind is float else isinstance(value, kind)
+        if not ok or isinstance(value, bool):
+            return _wrong(f"preprocessing.{key}", value, kind)
+        if kind is list and not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                    for v in value):
+            return f"'preprocessing.{key}' {value} is not a list of numbers"
+    size = prep.get("size")
+    if prep.get("kind") == "image" and (len(size) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        return f"'preprocessing.size' {size} is not [height, width] in pixels"
+    return None
+
+
+def _tensor_problem(spec, where: str) -> str | None:
+    if not isinstance(spec, dict):
+        return _wrong(where, spec, dict)
+    for key, kind in TENSOR.items():
+        if not isinstance(spec.get(key), kind):
+            return _wrong(f"{where}.{key}", spec.get(key), kind)
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in spec["shape"]):
+        return f"'{where}.shape' {spec['shape']} is not a list of integers"
+    try:
+        np.dtype(spec["dtype"])
+    except TypeError:
+        return f"'{where}.dtype' {spec['dtype']!r} is not a numpy dtype"
+    return None
 
 
 def unsafe_path(rel: str) -> str | None:
@@ -256,8 +554,8 @@ def unsafe_path(rel: str) -> str | None:
 
 
 def check_files(bundle: Path, manifest: dict) -> list:
-    """Problems with the bundle's files: a path that leaves the folder, a symlink, a file
-    missing, changed (sha256) or not listed in the manifest."""
+    """Problems with the bundle's files: a path that leaves the folder, a symlink or special
+    file, a file missing, changed (sha256) or not listed in the manifest."""
     bad = []
     listed = manifest["files"]
     for rel, digest in sorted(listed.items()):
@@ -278,6 +576,8 @@ def check_files(bundle: Path, manifest: dict) -> list:
         if path.is_symlink():
             if rel not in listed:
                 bad.append(f"{rel}: is a symlink")
+        elif not path.is_file() and not path.is_dir():
+            bad.append(f"{rel}: is not a regular file")  # a FIFO, a socket, a device
         elif path.is_file() and rel != MANIFEST and rel not in listed \
                 and "__pycache__" not in path.parts:
             bad.append(f"{rel}: not listed in the manifest")
@@ -289,8 +589,8 @@ def check_files(bundle: Path, manifest: dict) -> list:
 
 def tolerance(manifest: dict) -> dict:
     t = manifest["selftest"]
-    return {"min_cosine": t["min_cosine"], "max_rel_error": t["max_rel_error"],
-            "min_match": t["min_match"]}
+    keys = ("min_cosine", "max_rel_error", "min_match", "min_map_iou", "max_floor_rel_error")
+    return {**{k: t[k] for k in keys if k in t}, "kinds": dict(t.get("kinds", {}))}
 
 
 def selftest(bundle: Path) -> int:
@@ -309,7 +609,7 @@ def selftest(bundle: Path) -> int:
     tol = tolerance(manifest)
     failures = []
     for name in names:
-        m = compare(expected[name], outputs[name])
+        m = compare(expected[name], outputs[name], tol["kinds"].get(name, "values"))
         checks = output_checks(name, m, tol)
         print(f"  {name}: " + ", ".join(
             f"{c[0].rpartition('.')[2]} {c[1]:.6g} ({'>=' if c[3] == 'min' else '<='} {c[2]:g})"
@@ -327,8 +627,11 @@ def selftest(bundle: Path) -> int:
 
 def read_input_file(path: Path, manifest: dict) -> tuple:
     """Arrays of an ``infer`` input file as ``[N, *shape]``, and whether it held one sample
-    without the samples axis."""
+    without the samples axis. An image or WAV file is one sample, by the manifest's
+    preprocessing."""
     specs = manifest["inputs"]
+    if media_kind(path) is not None:
+        return read_media_file(path, manifest), True
     try:
         if path.suffix == ".npy":
             if len(specs) != 1:
@@ -463,7 +766,8 @@ def main(argv=None) -> int:
                         help="bundle directory (default: the folder holding this script)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("selftest", help="verify checksums and golden outputs")
-    p_infer = sub.add_parser("infer", help="run the model on an .npz/.npy file")
+    p_infer = sub.add_parser("infer", help="run the model on an .npz/.npy file, or on an "
+                             "image or WAV file (the bundle's declared preprocessing)")
     p_infer.add_argument("input", type=Path)
     p_infer.add_argument("-o", "--output", type=Path)
     p_bench = sub.add_parser("bench", help="time the model on the golden input, print JSON")

@@ -93,3 +93,18 @@ class Importer:
         """Run the source model in its framework on every sample of ``data`` (an exchange
         .npz) and save the outputs packed (device.core.pack) to ``out``."""
         raise NotImplementedError
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with repeats made unique: the second ``y`` becomes ``y_1`` (two outputs of a
+    model may be one tensor)."""
+    used: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 0
+        while candidate in used:
+            k += 1
+            candidate = f"{name}_{k}"
+        used.add(candidate)
+        out.append(candidate)
+    return out

@@ -14,40 +14,6 @@ from edgepack.artifact import ModelArtifact, TensorSpec, guess_layout, sha256_fi
 from edgepack.errors import ModelError, ShapeError
 
 
-def parse_input_shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
-    """Parse ``NAME=1,3,224,224`` strings into {name: shape}; ShapeError when malformed."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in items or []:
-        name, sep, dims = item.partition("=")
-        try:
-            shape = tuple(int(d) for d in dims.split(","))
-        except ValueError:
-            shape = ()
-        if not sep or not name or not shape or min(shape) < 1:
-            raise ShapeError(
-                f"--input-shape '{item}' is not NAME=D1,D2,... with positive integers "
-                "(e.g. --input-shape input=1,3,224,224)"
-            )
-        shapes[name] = shape
-    return shapes
-
-
-def parse_fixed_inputs(items: list[str] | None) -> dict[str, tuple[float, ...]]:
-    """Parse ``NAME=VALUE[,VALUE...]`` strings; ShapeError when malformed."""
-    fixed: dict[str, tuple[float, ...]] = {}
-    for item in items or []:
-        name, sep, text = item.partition("=")
-        try:
-            values = tuple(float(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if not sep or not name or not values or not all(np.isfinite(values)):
-            raise ShapeError(f"--fix-input '{item}' is not NAME=VALUE[,VALUE...] with finite "
-                             "numbers (e.g. --fix-input sample_rate=16000)")
-        fixed[name] = values
-    return fixed
-
-
 def fixed_input_arrays(inputs: list[TensorSpec], fixed: dict[str, tuple[float, ...]]
                        ) -> dict[str, np.ndarray]:
     """Each fixed input's value as an array of the input's dtype and (static) shape."""
@@ -99,6 +65,17 @@ def read_onnx(path: Path) -> onnx.ModelProto:
     if not model.graph.input or not model.graph.output:
         raise ModelError(f"{path} has no graph inputs or outputs; is it really an ONNX model?")
     return model
+
+
+def exported_problem(path: Path) -> str | None:
+    """Why an ONNX file an exporter wrote is not a valid model, or None: the checker's first
+    line, without the file's path (a temporary one, meaningless to the user)."""
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:  # whatever the checker or the parser raises
+        return _first_line(e).replace(str(path), "the exported model")
+    return None
 
 
 def _check_opsets(model: onnx.ModelProto, path: Path) -> None:

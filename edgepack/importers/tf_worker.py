@@ -131,8 +131,8 @@ def export(source: Path, fmt: str, spec: dict, out: Path) -> dict:
     SavedModel it was made from (``spec["keep"]``: what other converters can read)."""
     kept = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if fmt == "tflite":
-            cmd = ["--tflite", str(source)]
+        if fmt == "tflite":  # --opt=value: a path starting with '-' stays a value
+            cmd = [f"--tflite={source}"]
         else:
             folder = saved_model_for(source, fmt, spec, Path(tmp))
             if spec.get("keep"):
@@ -140,9 +140,9 @@ def export(source: Path, fmt: str, spec: dict, out: Path) -> dict:
 
                 shutil.copytree(folder, spec["keep"], dirs_exist_ok=True)
                 kept = {"saved_model": spec["keep"]}
-            cmd = ["--saved-model", str(folder)]
-        proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", *cmd, "--output",
-                               str(out), "--opset", str(spec.get("opset", 17))],
+            cmd = [f"--saved-model={folder}"]
+        proc = subprocess.run([sys.executable, "-m", "tf2onnx.convert", *cmd, f"--output={out}",
+                               "--opset", str(spec.get("opset", 17))],
                               capture_output=True, text=True)
     if proc.returncode != 0 or not out.is_file():
         lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln]

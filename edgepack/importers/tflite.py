@@ -16,18 +16,38 @@ from edgepack.importers.base import Importer, Source, SourceIO
 from edgepack.importers.tf import TOOLCHAIN, worker
 
 
-def interpreter(path: Path):
+def interpreter(path: Path, delegate: bool = True):
+    """LiteRT's interpreter of ``path`` with its tensors allocated, and whether it runs with
+    the default XNNPack delegate: it does unless the delegate cannot prepare the model (or
+    ``delegate=False``), then LiteRT's builtin kernels run it alone. ModelError when LiteRT
+    cannot load the file at all."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import interpreter as lite
     except ImportError:
-        from tflite_runtime.interpreter import Interpreter
+        from tflite_runtime import interpreter as lite
+    kwargs = {} if delegate else {
+        "experimental_op_resolver_type": lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     try:
-        it = Interpreter(model_path=str(path))
+        it = lite.Interpreter(model_path=str(path), **kwargs)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
+        if delegate and _delegate_failed(e):
+            return interpreter(path, delegate=False)
         raise ModelError(f"{path} is not a TFLite model LiteRT can load ({_first_line(e)})"
                          ) from None
-    return it
+    return it, delegate
+
+
+def _delegate_failed(e: Exception) -> bool:
+    return "xnnpack" in str(e).lower() or "delegate" in str(e).lower()
+
+
+def delegate_note(delegated: bool) -> list[str]:
+    """What the report says when the reference had to run without the XNNPack delegate."""
+    if delegated:
+        return []
+    return ["LiteRT's XNNPack delegate could not prepare this model: the reference runs on "
+            "LiteRT's builtin kernels (without the delegate)"]
 
 
 class TfliteImporter(Importer):
@@ -47,14 +67,16 @@ class TfliteImporter(Importer):
                              "is it complete?")
 
     def describe(self, source: Source, workdir: Path, timeout: float) -> SourceIO:
-        it = interpreter(source.path)
+        it, delegated = interpreter(source.path)
         inputs = [TensorSpec(d["name"], np.dtype(d["dtype"]).name,
                              tuple(int(v) for v in d["shape"]))
                   for d in it.get_input_details()]
+        # two outputs may be one tensor (the importer names them apart)
         outputs = [d["name"] for d in it.get_output_details()]
         quantized = any(np.dtype(d["dtype"]).kind in "iu" and d["quantization"][0]
                         for d in it.get_tensor_details())
         notes = ["the model is already int8-quantized"] if quantized else []
+        notes += delegate_note(delegated)
         for d in it.get_input_details():
             scale, zero = d.get("quantization", (0.0, 0))
             if scale:
@@ -74,19 +96,31 @@ class TfliteImporter(Importer):
 
     def run(self, source: Source, inputs: list[TensorSpec], outputs: list[str], data: Path,
             out: Path, workdir: Path, timeout: float) -> dict:
-        it = interpreter(source.path)
-        ins = {d["name"]: d["index"] for d in it.get_input_details()}
-        outs = {d["name"]: d["index"] for d in it.get_output_details()}
         arrays = core.load_npz(data)
-        collected: dict[str, list] = {n: [] for n in outputs}
-        for i in range(core.sample_count({s.name: arrays[s.name] for s in inputs})):
-            for s in inputs:
-                it.set_tensor(ins[s.name], np.asarray(arrays[s.name][i], order="C"))
-            it.invoke()
-            for name in outputs:
-                collected[name].append(np.array(it.get_tensor(outs[name])))
+        it, delegated = interpreter(source.path)
+        try:
+            collected = _run_samples(it, inputs, outputs, arrays)
+        except RuntimeError as e:  # XNNPack may also fail only when it first runs a node
+            if not (delegated and _delegate_failed(e)):
+                raise
+            it, delegated = interpreter(source.path, delegate=False)
+            collected = _run_samples(it, inputs, outputs, arrays)
         np.savez(out, **core.pack(collected))
-        return {"framework": "LiteRT"}
+        return {"framework": "LiteRT", "notes": delegate_note(delegated)}
+
+
+def _run_samples(it, inputs: list[TensorSpec], outputs: list[str], arrays: dict) -> dict:
+    """Every sample through the interpreter; outputs by position (two may be one tensor)."""
+    ins = {d["name"]: d["index"] for d in it.get_input_details()}
+    outs = [d["index"] for d in it.get_output_details()]
+    collected: dict[str, list] = {n: [] for n in outputs}
+    for i in range(core.sample_count({s.name: arrays[s.name] for s in inputs})):
+        for s in inputs:
+            it.set_tensor(ins[s.name], np.asarray(arrays[s.name][i], order="C"))
+        it.invoke()
+        for name, index in zip(outputs, outs, strict=True):
+            collected[name].append(np.array(it.get_tensor(index)))
+    return collected
 
 
 def _first_line(e: Exception) -> str:

@@ -8,31 +8,38 @@ lock. A converter, evaluation, selftest or benchmark that crashes or hangs fails
 
 from __future__ import annotations
 
-import importlib.metadata
 import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgepack import __version__
 from edgepack.importers import parse_model
+from edgepack.options import report_settings
+from edgepack.pipeline.bundling import CellPaths
 from edgepack.pipeline.cache import BuildCache
-from edgepack.pipeline.cells import CellContext, bench_cell, build_cell, build_record
+from edgepack.pipeline.cells import CellContext, build_cell, build_record
 from edgepack.pipeline.options import BuildOptions, nearest_existing, validate
-from edgepack.pipeline.plan import PlannedCell, plan
+from edgepack.pipeline.plan import (
+    PlannedCell,
+    needs_calibration,
+    plan,
+    plan_all,
+    select_cells,
+)
 from edgepack.pipeline.prepare import Prepared, prepare
 from edgepack.pipeline.publish import publish
+from edgepack.pipeline.timing import bench_cell, choose_auto
+from edgepack.pipeline.tools import tool_versions
 from edgepack.report.model import Cell, Report, host_info
-from edgepack.targets import all_targets
+from edgepack.version import __version__
 
 __all__ = ["BuildOptions", "BuildResult", "build", "plan", "tool_versions"]
 
 # progress(message, cell or None, cells done, cells to build)
 Progress = Callable[[str, Cell | None, int, int], None]
-CORE_PACKAGES = ("numpy", "onnx", "onnxruntime", "onnxsim", "onnxslim")
 
 
 @dataclass(frozen=True)
@@ -51,14 +58,19 @@ class BuildResult:
 def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     """Run a build. EdgepackError (exit 2) for bad input, before any output is written."""
     say = progress or (lambda message, cell, done, total: None)
+
+    def step(message: str) -> None:  # a step of a cell starts (no change in the counts)
+        say(message, None, None, None)
+
     validate(opts)
-    parse_model(opts.model, opts.weights, opts.trust_pickle)
-    planned = plan(opts)
-    _check_remotes(opts)
+    source = parse_model(opts.model, opts.weights, opts.trust_pickle)  # the one parse
+    matrix = plan_all(opts)
+    planned = select_cells(opts.cells, matrix)
+    _check_remotes(opts, planned)
     out_root = opts.output.absolute()
     scratch = nearest_existing(out_root.parent)
     runnable = [p for p in planned if p.cell.status == "pending"]
-    needs_calib = any(p.cell.precision == "int8" for p in runnable)
+    needs_calib = needs_calibration(matrix)  # the whole matrix's: --cell parts agree
     cache = BuildCache(opts.cache) if opts.cache else None
     with tempfile.TemporaryDirectory(prefix=".edgepack-build-", dir=scratch) as tmp:
         work = Path(tmp)
@@ -67,7 +79,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
         record = None
         if cache is not None:
             say("looking up the build cache", None, 0, len(runnable))
-            pkey = cache.prepare_key(opts, needs_calib)
+            pkey = cache.prepare_key(opts, source, needs_calib)
             keys = {id(p): cache.cell_key(pkey, opts, p) for p in runnable}
             record = cache.load_prepare(pkey)
         if record is not None and all(cache.has_cell(k) for k in keys.values()):
@@ -75,27 +87,48 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
             cache.restore_prepare(pkey, stage)
             report = _report(opts, record["source"], record["data"], record["stages"],
                              record["notes"])
-            ctx = CellContext(opts, None, work, stage, build_record())
+            ctx = CellContext(opts, None, work, stage, build_record(), say=step)
         else:
             prepared = prepare(opts, needs_calib, work, stage,
-                               lambda message: say(message, None, 0, len(runnable)))
+                               lambda message: say(message, None, 0, len(runnable)), source)
             # every input is valid from here on: the rest can only fail cells, not the build
             report = new_report(opts, prepared)
             if cache is not None:
                 cache.store_prepare(pkey, {"source": prepared.source, "data": prepared.data,
                                            "stages": prepared.stages,
                                            "notes": prepared.notes}, stage)
-            ctx = CellContext(opts, prepared, work, stage, build_record())
+            ctx = CellContext(opts, prepared, work, stage, build_record(), say=step)
+        report.notes += oversubscribed(opts, runnable)
         built = _build_cells(ctx, planned, runnable, say, cache, keys)
         report, out_dir = publish(stage, out_root, report, built, work / "trash")
     return BuildResult(report, built, out_dir)
 
 
-def _check_remotes(opts: BuildOptions) -> None:
-    from edgepack.remote import check_reachable, parse_remote
+def oversubscribed(opts: BuildOptions, runnable: list[PlannedCell]) -> list[str]:
+    """A warning for each profile that times more threads than this host has CPUs."""
+    import os
 
+    cpus = os.cpu_count() or 1
+    notes = []
+    for profile in {p.profile.name: p.profile for p in runnable}.values():
+        threads = opts.threads or profile.threads
+        if threads > cpus:
+            notes.append(f"profile {profile.name} runs {threads} inference threads and this "
+                         f"host has {cpus} CPUs: its host timings are oversubscribed (p90/p99 "
+                         "suffer most); device estimates count one thread and scale it to "
+                         f"{threads}, so they are not affected")
+    return notes
+
+
+def _check_remotes(opts: BuildOptions, planned: list[PlannedCell]) -> None:
+    """Every board reachable, and with the CPU features of the profiles it serves."""
+    from edgepack.remote import check_board, parse_remote
+
+    profiles = {p.profile.name: p.profile for p in planned}
     for text in opts.remotes:
-        check_reachable(parse_remote(text))
+        remote = parse_remote(text)
+        check_board(remote, [p for name, p in profiles.items()
+                             if remote.profile in (None, name)])
 
 
 def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[PlannedCell],
@@ -110,20 +143,20 @@ def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[Pl
     lock = threading.Lock()
 
     def run_group(group: list[PlannedCell]) -> None:
-        baseline: Path | None = None
+        baseline: Cell | None = None
         for p in group:
             with lock:
                 say(f"building {p.cell.key}", p.cell, done[0], len(runnable))
             key = keys.get(id(p))
             cached = cache.restore_cell(key, ctx.stage) if cache and key else None
             if cached is not None:
-                restore(ctx, p, cached)
+                p.cell = restore(ctx, p, cached)
             else:
-                build_cell(ctx, p, baseline)
+                p.cell = build_cell(ctx, p, baseline)
                 if cache is not None and key:
                     cache.store_cell(key, p.cell, ctx.stage)
             if p.cell.precision == "fp32" and not p.cell.variant and p.cell.status == "ok":
-                baseline = ctx.stage / p.cell.bundle
+                baseline = p.cell
             with lock:
                 done[0] += 1
                 say(f"{p.cell.key}: {p.cell.status}", p.cell, done[0], len(runnable))
@@ -140,46 +173,24 @@ def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[Pl
     return [p.cell for p in planned]
 
 
-def restore(ctx: CellContext, p: PlannedCell, cached: Cell) -> None:
-    """Fill the planned cell from its cache entry (files already in the stage)."""
-    cell = p.cell
-    notes = [n for n in cell.notes if n not in cached.notes]
-    for name in cached.__dataclass_fields__:
-        if name not in ("requested", "auto", "optional", "chosen"):
-            setattr(cell, name, getattr(cached, name))
-    cell.notes = [*notes, *cached.notes]
-    cell.cached = {"built": cached.build.get("created"), "host": cached.build.get("host")}
-    if ctx.opts.rebench and cell.status == "ok":
-        bench = bench_cell(ctx, p, ctx.stage / cell.bundle,
-                           ctx.stage / "logs" / f"{cell.profile}-{cell.name}.log")
-        if isinstance(bench, str):
-            cell.notes.append(f"--rebench: {bench}; the cached latency is kept")
-        else:
-            cell.latency, cell.memory = bench["latency"], bench["memory"]
-            cell.cached["rebenchmarked"] = True
-
-
-def choose_auto(cells: list[Cell]) -> None:
-    """For --precision auto: per profile and target, mark the fastest ok cell (speedup over
-    fp32, timed interleaved; fp32 itself is 1.0) and say why it won."""
-    groups: dict[tuple[str, str], list[Cell]] = {}
-    for cell in cells:
-        if cell.auto and not cell.variant:
-            groups.setdefault((cell.profile, cell.target), []).append(cell)
-    for group in groups.values():
-        def speedup(c: Cell) -> float:
-            return 1.0 if c.precision == "fp32" else (c.speed or {}).get("speedup") or 0.0
-
-        ok = [c for c in group if c.status == "ok"]
-        if not ok:
-            continue
-        best = max(ok, key=speedup)
-        others = "; ".join(f"{c.precision} {speedup(c):.2f}×" if c.status == "ok" else
-                           f"{c.precision} {c.status}" for c in group if c is not best)
-        best.chosen = (f"fastest within budget: {speedup(best):.2f}× fp32's speed "
-                       f"(others: {others})")
-        for cell in group:
-            cell.optional = cell is not best
+def restore(ctx: CellContext, p: PlannedCell, cached: Cell) -> Cell:
+    """The planned cell's record from its cache entry (files already in the stage)."""
+    planned = p.cell
+    notes = [n for n in planned.notes if n not in cached.notes]
+    cell = replace(cached, requested=planned.requested, auto=planned.auto,
+                   optional=planned.optional, chosen=planned.chosen,
+                   notes=[*notes, *cached.notes],
+                   cached={"built": cached.build.get("created"),
+                           "host": cached.build.get("host")})
+    if not ctx.opts.rebench or cell.status != "ok":
+        return cell
+    paths = CellPaths.of(ctx.stage, ctx.work, cell)
+    bench = bench_cell(ctx, p, ctx.stage / cell.bundle, paths.log, paths.scratch)
+    if bench.failure:
+        return replace(cell, notes=[*cell.notes, f"--rebench: {bench.failure}; the cached "
+                                    "latency is kept"])
+    return replace(cell, latency=bench.latency, memory=bench.memory,
+                   cached={**cell.cached, "rebenchmarked": True})
 
 
 def new_report(opts: BuildOptions, prepared: Prepared) -> Report:
@@ -192,34 +203,6 @@ def _report(opts: BuildOptions, source: dict, data: dict, stages: list[dict],
         edgepack_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         source=source, host=host_info(), tools=tool_versions(),
-        settings={"runs": opts.runs, "min_time": opts.min_time, "warmup": opts.warmup,
-                  "threads": opts.threads, "calibration_method": opts.calibration_method,
-                  "input_shapes": {k: list(v) for k, v in opts.input_shapes.items()},
-                  "fixed_inputs": {k: list(v) for k, v in opts.fixed_inputs.items()},
-                  "timeout": opts.timeout, "strategy": opts.strategy,
-                  "target_options": dict(opts.target_options),
-                  "bench_rounds": opts.bench_rounds, "jobs": opts.jobs,
-                  "cache": str(opts.cache) if opts.cache else None,
-                  "limits": [vars(x) for x in opts.limits]},
+        settings=report_settings(opts),
         data=data, stages=stages, notes=list(notes),
     )
-
-
-def tool_versions() -> dict[str, str]:
-    """Versions of the core packages, every target's packages and installed toolchains."""
-    packages = list(CORE_PACKAGES)
-    targets = all_targets()
-    for target in targets:
-        packages += [p for p in target.packages if p not in packages]
-    tools = {}
-    for name in packages:
-        try:
-            tools[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    for target in targets:
-        for chain in target.toolchains:
-            if chain.installed():
-                tools[f"toolchain {chain.name}"] = ", ".join(
-                    f"{p} {chain.version(p)}" for p in chain.shown if chain.version(p))
-    return tools

@@ -4,16 +4,17 @@ An unchanged rebuild restores every cell instead of lowering, verifying and benc
 again. Keys are sha256 digests of everything a result depends on:
 
 - ``prepare/<key>``: the model's digest (``source_sha256``: the file, a SavedModel's files, or
-  an entry point's file and weights) and entry point name, the
-  data files' sha256, input shapes and fixed inputs, whether calibration data is needed,
-  edgepack's version and every tool's version. Holds the report's source/data/stages/notes,
-  the ``models/`` folder and the reference logs.
+  an entry point's file and weights) and entry point name, whether calibration data is
+  needed, edgepack's version and every tool's version, and every option marked
+  ``cache=PREPARE`` in :mod:`edgepack.options` (data files by their sha256, input shapes,
+  fixed inputs...). Holds the report's source/data/stages/notes, the ``models/`` folder and
+  the reference logs.
 - ``cells/<key[:2]>/<key>``: the prepare key, the profile's full contents, the target,
-  precision, variant and its strategies, every setting that changes lowering, verification
-  or gating (budgets, speed gate, release gates, target options, threads, --emulate,
-  --remote, --vendor-wheels), and the measuring host (CPU model, CPU count, architecture):
-  a cache restored on another kind of runner misses instead of reusing another machine's
-  latency. Holds ``cell.json`` and the cell's bundle, archive, log and rejected attempts.
+  precision, variant and its strategies, every option marked ``cache=CELL`` (budgets, speed
+  gate, release gates, target options, threads, --emulate, --remote, --vendor-wheels...),
+  and the measuring host (CPU model, CPU count, architecture): a cache restored on another
+  kind of runner misses instead of reusing another machine's latency. Holds ``cell.json``
+  and the cell's bundle, archive, log and rejected attempts.
 
 Benchmark settings (runs, min time, warm-up, rounds) are not part of a key: a hit keeps the
 cached latency, says so in the report, and ``--rebench`` times the restored bundle again.
@@ -31,23 +32,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgepack.artifact import sha256_file
-from edgepack.importers import parse_model
+from edgepack.importers.base import Source
+from edgepack.options import CELL, PREPARE, BuildOptions, cache_values
 from edgepack.pipeline.importing import source_sha256
-from edgepack.pipeline.options import BuildOptions
 from edgepack.pipeline.plan import PlannedCell, target_options_for
 from edgepack.report.model import Cell
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keys from the option table, strategies whole
 SHARED = ("models", "logs/reference.log", "logs/simplify.log")
 
 
 def digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _file_digest(path: Path | None) -> str | None:
-    return sha256_file(path) if path is not None and path.is_file() else None
 
 
 class BuildCache:
@@ -59,20 +55,14 @@ class BuildCache:
         self.host = [host["cpu"], host["cpus"], host["machine"]]
 
     # ------------------------------------------------------------------ keys
-    def prepare_key(self, opts: BuildOptions, needs_calib: bool) -> str:
-        from edgepack import __version__
-        from edgepack.pipeline import tool_versions
+    def prepare_key(self, opts: BuildOptions, source: Source, needs_calib: bool) -> str:
+        from edgepack.pipeline.tools import tool_versions
+        from edgepack.version import __version__
 
-        source = parse_model(opts.model, opts.weights, opts.trust_pickle)
         return digest({
             "format": CACHE_FORMAT, "edgepack": __version__, "tools": tool_versions(),
-            "model": source_sha256(source), "entry": source.entry,
-            "trust_pickle": opts.trust_pickle,
-            "data": {k: _file_digest(v) for k, v in
-                     (("data", opts.data), ("eval", opts.eval), ("calib", opts.calib))},
-            "input_shapes": opts.input_shapes, "fixed_inputs": opts.fixed_inputs,
-            "needs_calib": needs_calib,
-            "allow_synthetic_calibration": opts.allow_synthetic_calibration,
+            "model": source_sha256(source), "entry": source.entry, "needs_calib": needs_calib,
+            "options": cache_values(opts, PREPARE),
         })
 
     def cell_key(self, prepare_key: str, opts: BuildOptions, p: PlannedCell) -> str:
@@ -80,13 +70,9 @@ class BuildCache:
         return digest({
             "prepare": prepare_key, "profile": profile, "target": p.target.name,
             "precision": p.cell.precision, "variant": p.cell.variant,
-            "strategies": [s.name for s in p.strategies],
-            "options": target_options_for(opts, p.target), "threads": opts.threads,
-            "budget": [opts.max_accuracy_drop, opts.min_cosine, opts.min_speedup],
-            "calibration": opts.calibration_method, "strategy": opts.strategy,
-            "limits": [vars(x) for x in opts.limits], "emulate": opts.emulate,
-            "remotes": list(opts.remotes), "vendor_wheels": opts.vendor_wheels,
-            "host": self.host,
+            "strategies": [s.to_dict() for s in p.strategies],
+            "target_options": target_options_for(opts, p.target),
+            "options": cache_values(opts, CELL), "host": self.host,
         })
 
     # ------------------------------------------------------------------ prepare entries

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from edgepack.errors import DataError
+from edgepack.errors import DataError, ModelError
 from edgepack.importers import detect_format
 from edgepack.pipeline.options import BuildOptions, validate
 from edgepack.pipeline.prepare import prepare
@@ -21,13 +21,16 @@ def rank_int8(model: Path, data: Path | None, calib: Path | None,
     if data is None and calib is None:
         raise DataError("debug-accuracy needs calibration data: pass --calib or --data")
     opts = BuildOptions(model=model, data=data, calib=calib, input_shapes=input_shapes,
-                        fixed_inputs=fixed_inputs, calibration_method=method,
+                        fix_inputs=fixed_inputs, calibration=method,
                         output=Path(tempfile.gettempdir()) / "edgepack-debug")
     validate(opts)
     detect_format(model)
     with tempfile.TemporaryDirectory(prefix="edgepack-debug-") as tmp:
         work = Path(tmp)
         prepared = prepare(opts, True, work, work / "stage" / opts.name, lambda message: None)
+        if prepared.onnx_failure:
+            raise ModelError(f"debug-accuracy ranks the ONNX model's tensors, and exporting "
+                             f"{Path(str(model)).name} to ONNX failed: {prepared.onnx_failure}")
         calib_set = prepared.calib.only(
             i.name for i in prepared.reference.inputs if i.name not in fixed_inputs)
         qdq = work / "int8.onnx"

@@ -5,7 +5,8 @@ framework call runs in a child process (see tasks.ImportSpec)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +16,26 @@ from edgepack.child import run_task
 from edgepack.device import core
 from edgepack.errors import ModelError, ShapeError
 from edgepack.importers import get_importer
-from edgepack.importers.base import Source
+from edgepack.importers.base import Source, unique_names
 from edgepack.tasks import ImportSpec
 
 
 @dataclass(frozen=True)
 class Imported:
     source: Source
-    onnx: Path  # the exported model: the source's I/O names, static input shapes
+    onnx: Path | None  # the exported model: the source's I/O names, static input shapes
     inputs: list[TensorSpec]
     outputs: list[str]
     layout: str | None
     record: dict  # how it was exported (and why an exporter fell back)
     notes: list[str] = field(default_factory=list)
     quantized: bool = False  # the source already computes in int8
+    # why there is no ONNX model (the exporter failed): only the targets that read the
+    # source format itself can build it
+    export_error: str | None = None
+    # the outputs as the source names them: two may be one tensor (``outputs`` names them
+    # apart: y, y_1)
+    source_outputs: list[str] = field(default_factory=list)
 
 
 def _call(source: Source, action: str, work: Path, log: Path, timeout: float, **kw) -> dict:
@@ -36,9 +43,17 @@ def _call(source: Source, action: str, work: Path, log: Path, timeout: float, **
                       timeout=timeout, **kw)
     res = run_task(spec, work / "tmp" / "import" / action, log, timeout)
     if not res.ok:
-        raise ModelError(res.reason if res.user_error else
-                         f"importing {source.display} failed: {res.reason}")
+        reason = scrub(res.reason or "", work)
+        raise ModelError(reason if res.user_error else
+                         f"importing {source.display} failed: {reason}")
     return res.result
+
+
+def scrub(text: str, work: Path) -> str:
+    """``text`` without the build's temporary folder: a path inside it (gone when the build
+    ends) is named by its file name alone."""
+    return re.sub(re.escape(str(work)) + r"[^\s'\"),;]*",
+                  lambda m: Path(m.group()).name or "the build folder", text)
 
 
 def import_source(source: Source, input_shapes: dict, data_files: list[Path], work: Path,
@@ -55,24 +70,50 @@ def import_source(source: Source, input_shapes: dict, data_files: list[Path], wo
                                   described.get("layout"))
     dst = stage / "models" / "imported.onnx"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    record = _call(source, "export", work, log, timeout,
-                   inputs=[s.to_dict() for s in inputs], outputs=described["outputs"],
-                   dst=str(dst))
-    outputs = record.pop("outputs", described["outputs"])
+    imported = Imported(source, dst, inputs, unique_names(described["outputs"]),
+                        described.get("layout"), {}, [*described.get("notes", []), *notes],
+                        bool(described.get("quantized")),
+                        source_outputs=list(described["outputs"]))
+    try:
+        record = _call(source, "export", work, log, timeout,
+                       inputs=[s.to_dict() for s in inputs], outputs=imported.outputs,
+                       dst=str(dst))
+    except ModelError as e:  # the targets that read the source itself still build it
+        return replace(imported, onnx=None, export_error=str(e))
+    outputs = record.pop("outputs", imported.outputs)
+    repair_duplicate_outputs(dst)
     rename_io(dst, [s.name for s in inputs], outputs)
     record = {k: v for k, v in record.items() if k != "peak_rss_bytes"}
-    return Imported(source, dst, inputs, outputs, described.get("layout"), record,
-                    [*described.get("notes", []), *notes], bool(described.get("quantized")))
+    return replace(imported, outputs=outputs, record=record)
 
 
 def run_source(imported: Imported, data: Path, work: Path, stage: Path,
-               timeout: float) -> dict[str, list[np.ndarray]]:
-    """The source framework's outputs on every sample of ``data``: the reference."""
+               timeout: float) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """The source framework's outputs on every sample of ``data`` (the reference), and what
+    the report should say about how it ran."""
     out = work / "data" / "source_outputs.npz"
-    _call(imported.source, "run", work, stage / "logs" / "import.log", timeout,
-          inputs=[s.to_dict() for s in imported.inputs], outputs=imported.outputs,
-          data=str(data), dst=str(out))
-    return core.unpack(core.load_npz(out), imported.outputs)
+    result = _call(imported.source, "run", work, stage / "logs" / "import.log", timeout,
+                   inputs=[s.to_dict() for s in imported.inputs], outputs=imported.outputs,
+                   data=str(data), dst=str(out))
+    return core.unpack(core.load_npz(out), imported.outputs), list(result.get("notes", []))
+
+
+def repair_duplicate_outputs(path: Path) -> None:
+    """An exported model listing one value as two outputs (two outputs of the source that
+    are one tensor) gets the second as an ``Identity`` of the first, under a name of its own
+    (as ``unique_names`` names the source's outputs): ONNX requires distinct output names."""
+    import onnx
+
+    model = onnx.load(str(path))
+    names = [o.name for o in model.graph.output]
+    if len(set(names)) == len(names):
+        return
+    for out, unique in zip(model.graph.output, unique_names(names), strict=True):
+        if unique != out.name:
+            model.graph.node.append(onnx.helper.make_node("Identity", [out.name], [unique],
+                                                          name=f"{unique}/copy"))
+            out.name = unique
+    onnx.save(model, str(path))
 
 
 def static_inputs(described: list[dict], given: dict, data_files: list[Path],
@@ -156,11 +197,14 @@ def _norm(name: str) -> str:
 
 
 def _match(have: list[str], want: list[str]) -> dict[str, str]:
+    """Exported names to the source's: by name once normalised, where that is unambiguous,
+    else by position."""
     if len(have) != len(want):
         raise ModelError(f"the exported model has {len(have)} values where the source has "
                          f"{len(want)} ({', '.join(want)})")
     by_name = {_norm(w): w for w in want}
-    if all(_norm(h) in by_name for h in have):
+    unambiguous = len(by_name) == len(want) == len({_norm(h) for h in have})
+    if unambiguous and all(_norm(h) in by_name for h in have):
         return {h: by_name[_norm(h)] for h in have}
     return dict(zip(have, want, strict=True))
 
@@ -181,3 +225,27 @@ def source_sha256(source: Source) -> str:
     return h.hexdigest()
 
 
+IMPORT_TOLERANCE = 1e-3  # the exported ONNX against the source framework (relative error)
+
+
+def import_check(imported: Imported, onnx_outputs: dict, source_outputs: dict,
+                 sha256: str) -> dict:
+    """The import stage's record: the exported ONNX model checked against the source
+    framework's outputs (the reference every bundle is verified against)."""
+    from edgepack.stages.simplify import worst_difference
+
+    if "error" in onnx_outputs:
+        check = {"shape_ok": False, "error": onnx_outputs["error"], "rel_error": float("inf")}
+    else:
+        check = worst_difference(source_outputs, onnx_outputs)
+    ok = check["shape_ok"] and check["rel_error"] <= IMPORT_TOLERANCE
+    record = {"stage": "import", "status": "ok" if ok else "differs",
+              "tool": imported.record.get("exporter"), "format": imported.source.format,
+              "sha256": sha256, "check": check, **imported.record}
+    if not ok:
+        detail = check.get("error") or f"relative error {check['rel_error']:.3g}"
+        record["notes"] = [
+            f"the exported ONNX model differs from the {imported.source.format} model "
+            f"({detail}); every bundle is verified against the {imported.source.format} model "
+            "itself, and strategies that read it directly do not depend on the export"]
+    return record

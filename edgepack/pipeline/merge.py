@@ -16,31 +16,12 @@ from pathlib import Path
 from edgepack.errors import UsageError
 from edgepack.pipeline.options import check_output, nearest_existing
 from edgepack.pipeline.publish import publish
-from edgepack.report.model import Report
+from edgepack.report.model import Report, model_folders, read_report
 
 
-def model_folders(folder: Path) -> list[Path]:
-    """``folder`` itself if it holds a report.json, else its subfolders that do."""
-    if not folder.is_dir():
-        raise UsageError(f"report merge: {folder} is not a folder; pass the output folders "
-                         "(-o) of edgepack build --cell jobs")
-    if (folder / "report.json").is_file():
-        return [folder]
-    found = sorted(p.parent for p in folder.glob("*/report.json"))
-    if not found:
-        raise UsageError(f"report merge: {folder} holds no report.json (nor do its subfolders); "
-                         "pass the output folders (-o) of edgepack build --cell jobs")
-    return found
-
-
-def read_report(path: Path) -> Report:
-    try:
-        return Report.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise UsageError(f"{path} is not an edgepack report.json ({e})") from None
-
-
-def merge(folders: list[Path], output: Path) -> list[Report]:
+def merge(folders: list[Path], output: Path, prefer: Path | None = None) -> list[Report]:
+    """Merge the folders into ``output``; a cell built differently in two of them is an
+    error unless ``prefer`` names the folder whose cell wins."""
     if not folders:
         raise UsageError("report merge: pass one or more folders to merge")
     out_root = output.absolute()
@@ -60,6 +41,9 @@ def merge(folders: list[Path], output: Path) -> list[Report]:
             raise UsageError(f"report merge: the {name} folders were built from different model "
                              f"files (sha256 {', '.join(sorted(s[:12] for s in shas if s))}); "
                              "merge only the cells of one build")
+    for name in by_model:
+        by_model[name], reports[name] = _ordered(by_model[name], reports[name], prefer)
+        _check_overlaps(name, by_model[name], reports[name], prefer)
     merged = []
     with tempfile.TemporaryDirectory(prefix=".edgepack-merge-",
                                      dir=nearest_existing(out_root.parent)) as tmp:
@@ -72,6 +56,13 @@ def merge(folders: list[Path], output: Path) -> list[Report]:
                 reports[name][-1].notes.append(
                     "merged from cell builds on different hosts: " + "; ".join(sorted(hosts))
                     + " — each cell's latency is its own host's (see its build record)")
+            data = {json.dumps(r.data, sort_keys=True) for r in reports[name]}
+            if len(data) > 1:
+                reports[name][-1].notes.append(
+                    "merged from builds that evaluated on different data (their cells' "
+                    "accuracy records name their samples): " + "; ".join(
+                        f"{d}: {_data_words(r.data)}" for d, r in zip(dirs, reports[name],
+                                                                       strict=True)))
             for i, (folder, part) in enumerate(zip(dirs, reports[name], strict=True)):
                 stage = work / str(i) / name
                 shutil.copytree(folder, stage, symlinks=True)
@@ -79,3 +70,47 @@ def merge(folders: list[Path], output: Path) -> list[Report]:
                 report, _ = publish(stage, out_root, part, built, work / "trash")
             merged.append(report)
     return merged
+
+
+def _ordered(dirs: list[Path], reports: list[Report], prefer: Path | None
+             ) -> tuple[list[Path], list[Report]]:
+    """The preferred folder last: it is published last, so its cells win."""
+    if prefer is None:
+        return dirs, reports
+    pairs = sorted(zip(dirs, reports, strict=True), key=lambda dr: _within(dr[0], prefer))
+    return [d for d, _ in pairs], [r for _, r in pairs]
+
+
+def _within(folder: Path, prefer: Path) -> bool:
+    folder, prefer = folder.absolute(), prefer.absolute()
+    return folder == prefer or prefer in folder.parents
+
+
+def _check_overlaps(name: str, dirs: list[Path], reports: list[Report],
+                    prefer: Path | None) -> None:
+    """UsageError for a cell that two inputs hold with different bundles (or outcomes),
+    unless one of them is in the preferred folder."""
+    seen: dict[str, tuple[Path, str]] = {}
+    for folder, report in zip(dirs, reports, strict=True):
+        for cell in report.cells:
+            if cell.status in ("pending", "skipped"):
+                continue
+            mine = cell.archive_sha256 or cell.status
+            if cell.key in seen and seen[cell.key][1] != mine:
+                other = seen[cell.key][0]
+                if prefer is not None and (_within(folder, prefer) or _within(other, prefer)):
+                    continue
+                raise UsageError(
+                    f"report merge: {name} cell {cell.key} differs between {other} "
+                    f"({_what(seen[cell.key][1])}) and {folder} ({_what(mine)}); merge only "
+                    "one of them, or pass --prefer FOLDER to keep that folder's")
+            seen[cell.key] = (folder, mine)
+
+
+def _what(mark: str) -> str:
+    return f"sha256 {mark[:12]}…" if len(mark) == 64 else mark
+
+
+def _data_words(data: dict) -> str:
+    evaluation = data.get("eval") or {}
+    return f"{evaluation.get('samples', '?')} {evaluation.get('kind', '?')} samples"

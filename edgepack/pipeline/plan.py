@@ -33,7 +33,19 @@ def default_profile() -> str:
 
 
 def plan(opts: BuildOptions) -> list[PlannedCell]:
-    """The build matrix; raises EdgepackError for any unknown or impossible request."""
+    """The cells this invocation builds (``--cell`` selects some of the matrix)."""
+    return select_cells(opts.cells, plan_all(opts))
+
+
+def needs_calibration(cells: list[PlannedCell]) -> bool:
+    """Whether the matrix calibrates (static int8): then ``--data`` is split into calibration
+    and evaluation samples. Decided on the whole matrix, never on the cells one invocation
+    builds, so that ``--cell`` parts and one build evaluate on the same samples."""
+    return any(p.cell.precision == "int8" and p.cell.status == "pending" for p in cells)
+
+
+def plan_all(opts: BuildOptions) -> list[PlannedCell]:
+    """The whole build matrix; raises EdgepackError for any unknown or impossible request."""
     profiles = [load_profile(p) for p in (opts.profiles or (default_profile(),))]
     explicit = [get_target(name) for name in opts.targets or ()]
     for target in explicit:
@@ -52,16 +64,19 @@ def plan(opts: BuildOptions) -> list[PlannedCell]:
             auto = opts.precisions == (AUTO,)
             wanted = target.precisions if auto else opts.precisions or profile.default_precisions
             for precision in with_baseline(wanted):
-                if explicit and opts.precisions and precision not in target.precisions:
+                declined = _declined(target, precision, profile)
+                if explicit and opts.precisions and precision not in target.precisions \
+                        and declined is None:
                     raise TargetError(f"the {target.name} target has no {precision} lowering; "
                                       f"it has {', '.join(target.precisions)}")
-                new = _cells(opts, profile, target, precision, why_not, bool(explicit))
+                # a declined precision is skipped with the target's reason, never a failure
+                new = _cells(opts, profile, target, precision, why_not,
+                             bool(explicit) and declined is None)
                 for planned in new:
                     planned.cell.auto = auto
                 cells += new
-    cells = select_cells(opts.cells, cells)
     if opts.strategy is not None:
-        _check_strategy_matches(opts, cells)
+        _check_strategy_matches(opts, select_cells(opts.cells, cells))
     return cells
 
 
@@ -138,11 +153,21 @@ def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision
     if reason is None:
         reason = target.missing_toolchain()
     if reason is None and precision not in target.precisions:
-        reason = f"the {target.name} target has no {precision} lowering"
+        reason = (_declined(target, precision, profile)
+                  or f"the {target.name} target has no {precision} lowering")
+    defaulted = False  # a precision the user did not name, skipped: never fails the build
+    if reason is None and precision == "int8" and not _has_calibration(opts) \
+            and "int8" not in (opts.precisions or ()):
+        defaulted = True
+        came = ("--precision auto" if opts.precisions == (AUTO,) else
+                f"profile {profile.name}'s default precisions")
+        reason = (f"static int8 needs calibration data and none was given (int8 came from "
+                  f"{came}): pass --data or --calib FILE to build it")
     variants = [None] if reason else target.variants(precision, profile)
     planned = []
     for variant in variants:
-        cell = Cell(profile.name, target.name, precision, variant, requested=requested)
+        cell = Cell(profile.name, target.name, precision, variant,
+                    requested=requested and not defaulted)
         if precision == "fp32" and opts.precisions != (AUTO,) and \
                 "fp32" not in (opts.precisions or profile.default_precisions):
             cell.notes.append("built as the speed baseline of the other precisions")
@@ -153,6 +178,17 @@ def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision
             strategies = _strategies(opts, target, precision, profile)
         planned.append(PlannedCell(cell, profile, target, strategies))
     return planned
+
+
+def _has_calibration(opts: BuildOptions) -> bool:
+    return bool(opts.data or opts.calib or opts.allow_synthetic_calibration)
+
+
+def _declined(target: Target, precision: str, profile: DeviceProfile) -> str | None:
+    """The target's reason for building no bundle of a precision it has no lowering for."""
+    if precision in target.precisions:
+        return None
+    return target.declines(precision, profile)
 
 
 def _strategies(opts: BuildOptions, target: Target, precision: str,

@@ -12,22 +12,27 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgepack.artifact import ModelArtifact, sha256_file
+from edgepack import preprocessing
+from edgepack.artifact import ModelArtifact, TensorSpec, sha256_file
 from edgepack.child import run_task
-from edgepack.data import Dataset, check_labels_fit, load_dataset, synthetic_dataset
+from edgepack.data import Dataset
 from edgepack.device import core
-from edgepack.errors import DataError, ModelError, ShapeError
+from edgepack.errors import ModelError, ShapeError
 from edgepack.importers import parse_model
-from edgepack.importers.onnx import fixed_input_arrays, import_onnx
-from edgepack.pipeline.importing import Imported, import_source, run_source, source_sha256
+from edgepack.importers.base import Source
+from edgepack.importers.onnx import exported_problem, fixed_input_arrays, import_onnx
+from edgepack.pipeline.importing import (
+    Imported,
+    import_check,
+    import_source,
+    run_source,
+    source_sha256,
+)
 from edgepack.pipeline.options import BuildOptions
+from edgepack.pipeline.samples import check_reference, model_metadata, resolve_data
 from edgepack.stages import graph
 from edgepack.tasks import PrepareSpec, ReferenceSpec
-from edgepack.verify import CLASSIFIER_NAMES, class_rows
 
-CALIB_FRACTION = 0.25  # of --data held out for calibration when no --calib/--eval is given
-MIN_SPLIT_SAMPLES = 8  # below this, calibrate and evaluate on the same samples (said so)
-SPLIT_SEED = 0
 PREPARE_FEEDS = 4
 MODELS = ("prepared", "standard", "minimal")  # the prepared files, in the order cells try them
 
@@ -56,16 +61,58 @@ class Prepared:
     def model(self) -> Path:
         return self.models["prepared"]
 
+    @property
+    def onnx_failure(self) -> str | None:
+        """Why there is no ONNX model (its export failed): only the strategies that read the
+        source format itself can build this model."""
+        return self.imported.export_error if self.imported else None
+
 
 Progress = Callable[[str], None]
 
 
 def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
-            progress: Progress) -> Prepared:
+            progress: Progress, source: Source | None = None) -> Prepared:
     """Import, check shapes and data, run the reference, simplify. EdgepackError (exit 2) for
-    anything wrong with the model or the data; the simplifier can only be skipped."""
+    anything wrong with the model or the data; the simplifier can only be skipped.
+    ``source`` is the parsed model argument (parsed here when not given)."""
     progress("importing the model")
-    source = parse_model(opts.model, opts.weights, opts.trust_pickle)
+    source = source or parse_model(opts.model, opts.weights, opts.trust_pickle)
+    reference, imported = _import(opts, source, work, stage)
+    if imported is not None and imported.export_error:
+        return _prepare_source_only(opts, needs_calib, work, stage, progress, reference,
+                                    imported)
+    fixed = fixed_input_arrays(list(reference.inputs), opts.fix_inputs)
+    evaluation, calib, data = resolve_data(opts, reference, fixed, needs_calib)
+    eval_file, calib_file = _save_data(work / "data", evaluation, calib)
+    progress("computing reference outputs")
+    runnable = runnable_model(source, reference)
+    outputs, stages, notes = _reference(opts, reference, runnable, imported, eval_file, work,
+                                        stage)
+    check_reference(outputs, evaluation)
+    progress("preparing the graph")
+    models, record = prepare_graph(reference, runnable, evaluation, fixed, work, stage,
+                                   opts.timeout)
+    stages.append(record)
+    record = _source_record(source, imported, reference)
+    model = onnx.load(str(reference.path), load_external_data=False)
+    quantized = (imported.quantized if imported else False) or any(
+        is_quantized_op(n) for n in model.graph.node)
+    if quantized:
+        notes.append("the source model is already int8-quantized: its fp32 and fp16 bundles "
+                     "are held to the int8 accuracy budget, since runtimes round int8 "
+                     "differently")
+    if data["preprocessing"]:
+        notes.insert(0, preprocessing.note(data["preprocessing"], data["classes"]))
+    return Prepared(record, reference, models, evaluation, calib, eval_file, calib_file,
+                    outputs, stages, data, notes + shape_notes(reference, outputs),
+                    graph.branch_inputs(model), imported, quantized)
+
+
+def _import(opts: BuildOptions, source: Source, work: Path, stage: Path
+            ) -> tuple[ModelArtifact, Imported | None]:
+    """The reference ONNX model (with static inputs), and the importer's record for a
+    non-ONNX source."""
     imported = None
     if source.format == "onnx":
         reference = import_onnx(source.path, stage / "models" / "reference.onnx",
@@ -73,89 +120,111 @@ def prepare(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
     else:
         imported = import_source(source, opts.input_shapes,
                                  [opts.data, opts.eval, opts.calib], work, stage, opts.timeout)
+        problem = imported.onnx and exported_problem(imported.onnx)
+        if problem:
+            exporter = imported.record.get("exporter") or "the exporter"
+            imported = replace(imported, onnx=None, export_error=(
+                f"{exporter} wrote an ONNX model that is not valid: {problem}"))
+        if imported.export_error:  # no ONNX model: the source itself, as far as it goes
+            return ModelArtifact(source.path, source.format, tuple(imported.inputs), (),
+                                 source_sha256(source), "import"), imported
         reference = import_onnx(imported.onnx, stage / "models" / "reference.onnx",
                                 {s.name: s.shape for s in imported.inputs})
     _require_static(reference)
-    fixed = fixed_input_arrays(list(reference.inputs), opts.fixed_inputs)
-    evaluation, calib, data = resolve_data(opts, reference, fixed, needs_calib)
-    data_dir = work / "data"
-    data_dir.mkdir(parents=True)
-    eval_file = data_dir / "eval.npz"
-    evaluation.save(eval_file)
-    calib_file = None
-    if calib is not None:
-        calib_file = data_dir / "calib.npz"
-        calib.save(calib_file)
+    return reference, imported
+
+
+def _source_record(source: Source, imported: Imported | None, reference: ModelArtifact
+                   ) -> dict:
+    """The report's record of the user's model."""
+    return {"file": Path(source.display).name, "path": source.display,
+            "sha256": sha256_file(source.path) if source.format == "onnx" else
+            source_sha256(source), "format": source.format,
+            "layout": imported.layout if imported else None,
+            "inputs": [s.to_dict() for s in reference.inputs],
+            "outputs": [s.to_dict() for s in reference.outputs],
+            "metadata": model_metadata(reference.path) if reference.format == "onnx" else {}}
+
+
+def _prepare_source_only(opts: BuildOptions, needs_calib: bool, work: Path, stage: Path,
+                         progress: Progress, reference: ModelArtifact, imported: Imported
+                         ) -> Prepared:
+    """What the cells share when the model could not be exported to ONNX: the data and the
+    source framework's reference outputs. The strategies that read the source format itself
+    (the tflite target's original .tflite, openvino's convert-source) build it, verified
+    against the source framework; the others fail with the exporter's reason."""
+    why = imported.export_error
+    name = Path(imported.source.display).name
+    if opts.fix_inputs:
+        raise ModelError(f"--fix-input freezes inputs of the ONNX model, and exporting {name} "
+                         f"to ONNX failed: {why}")
+    evaluation, calib, data = resolve_data(opts, reference, {}, needs_calib)
+    eval_file, calib_file = _save_data(work / "data", evaluation, calib)
     progress("computing reference outputs")
+    outputs, run_notes = run_source(imported, eval_file, work, stage, opts.timeout)
+    check_reference(outputs, evaluation)
+    reference = replace(reference, outputs=tuple(
+        TensorSpec(n, v[0].dtype.name, tuple(v[0].shape)) for n, v in outputs.items() if v))
+    fmt = imported.source.format
+    note = (f"exporting {name} to ONNX failed ({why}); only the strategies that read the "
+            f"{fmt} file itself build it, verified against the {fmt} model; the others fail "
+            "with this reason")
+    stages = [{"stage": "import", "status": "failed", "format": fmt, "reason": why,
+               "notes": [note]},
+              {"stage": "prepare", "status": "skipped", "reason": "no ONNX model to prepare"}]
+    return Prepared(_source_record(imported.source, imported, reference), reference, {},
+                    evaluation, calib, eval_file, calib_file, outputs, stages, data,
+                    [*imported.notes, *run_notes, note], [], imported, imported.quantized)
+
+
+def _save_data(folder: Path, evaluation: Dataset, calib: Dataset | None
+               ) -> tuple[Path, Path | None]:
+    folder.mkdir(parents=True)
+    evaluation.save(folder / "eval.npz")
+    if calib is not None:
+        calib.save(folder / "calib.npz")
+    return folder / "eval.npz", (folder / "calib.npz" if calib is not None else None)
+
+
+def runnable_model(source: Source, reference: ModelArtifact) -> Path:
+    """The ONNX model the reference outputs come from: an ONNX source as the user gave it.
+
+    The reference model (``reference.onnx``) has the static input shapes the build uses;
+    with them a runtime's shape inference also checks branches that a fixed input never
+    takes, and can refuse a model that runs fine (an LSTM fed rank 4 in the 8 kHz branch of
+    a model only ever run at 16 kHz). The user's model, fed the same inputs, computes the
+    same outputs without that check."""
+    return source.path if source.format == "onnx" else reference.path
+
+
+def _reference(opts: BuildOptions, reference: ModelArtifact, runnable: Path,
+               imported: Imported | None, eval_file: Path, work: Path, stage: Path
+               ) -> tuple[dict, list[dict], list[str]]:
+    """The reference outputs (the source framework's for a non-ONNX source, with the
+    exported ONNX checked against them), the import stage's record, and notes."""
     stages = [{"stage": "import", "status": "ok", "tool": f"onnx {_version('onnx')}",
                "sha256": reference.sha256}]
-    notes = []
     if imported is None:
-        outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
-    else:  # the source framework is the reference; the exported ONNX is checked against it
-        outputs = run_source(imported, eval_file, work, stage, opts.timeout)
-        try:
-            onnx_outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
-        except ModelError as e:
-            onnx_outputs = {"error": str(e)}
-        stages[0] = import_check(imported, onnx_outputs, outputs, reference.sha256)
-        notes = imported.notes + stages[0].get("notes", [])
-    check_reference(outputs, evaluation)
-    progress("preparing the graph")
-    models, record = prepare_graph(reference, evaluation, fixed, work, stage, opts.timeout)
-    stages.append(record)
-    source = {"file": Path(source.display).name, "path": source.display,
-              "sha256": sha256_file(source.path) if source.format == "onnx" else
-              source_sha256(source), "format": source.format,
-              "layout": imported.layout if imported else None,
-              "inputs": [s.to_dict() for s in reference.inputs],
-              "outputs": [s.to_dict() for s in reference.outputs],
-              "metadata": _metadata(reference.path)}
-    model = onnx.load(str(reference.path), load_external_data=False)
-    quantized = (imported.quantized if imported else False) or any(
-        n.op_type in QUANTIZED_OPS for n in model.graph.node)
-    if quantized:
-        notes.append("the source model is already int8-quantized: its fp32 and fp16 bundles "
-                     "are held to the int8 accuracy budget, since runtimes round int8 "
-                     "differently")
-    return Prepared(source, reference, models, evaluation, calib, eval_file, calib_file,
-                    outputs, stages, data, notes + shape_notes(reference, outputs),
-                    graph.branch_inputs(model), imported, quantized)
+        return run_reference(runnable, eval_file, work, stage, opts.timeout), stages, []
+    outputs, run_notes = run_source(imported, eval_file, work, stage, opts.timeout)
+    try:
+        onnx_outputs = run_reference(reference.path, eval_file, work, stage, opts.timeout)
+    except ModelError as e:
+        onnx_outputs = {"error": str(e)}
+    stages[0] = import_check(imported, onnx_outputs, outputs, reference.sha256)
+    return outputs, stages, imported.notes + run_notes + stages[0].get("notes", [])
 
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-                 "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
-IMPORT_TOLERANCE = 1e-3  # the exported ONNX against the source framework (relative error)
+                 "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
+                 # com.microsoft: ONNX Runtime's quantized ops
+                 "DynamicQuantizeLSTM", "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
+                 "QAttention", "QGemm", "MatMulNBits"}
 
 
-def import_check(imported: Imported, onnx_outputs: dict, source_outputs: dict,
-                 sha256: str) -> dict:
-    """The import stage's record: the exported ONNX model checked against the source
-    framework's outputs (the reference every bundle is verified against)."""
-    from edgepack.stages.simplify import worst_difference
-
-    if "error" in onnx_outputs:
-        check = {"shape_ok": False, "error": onnx_outputs["error"], "rel_error": float("inf")}
-    else:
-        check = worst_difference(source_outputs, onnx_outputs)
-    ok = check["shape_ok"] and check["rel_error"] <= IMPORT_TOLERANCE
-    record = {"stage": "import", "status": "ok" if ok else "differs",
-              "tool": imported.record.get("exporter"), "format": imported.source.format,
-              "sha256": sha256, "check": check, **imported.record}
-    if not ok:
-        detail = check.get("error") or f"relative error {check['rel_error']:.3g}"
-        record["notes"] = [
-            f"the exported ONNX model differs from the {imported.source.format} model "
-            f"({detail}); every bundle is verified against the {imported.source.format} model "
-            "itself, and strategies that read it directly do not depend on the export"]
-    return record
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    """The model's metadata_props (e.g. class labels), carried into every bundle's manifest,
-    since not every runtime's file format keeps them."""
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
+def is_quantized_op(node: onnx.NodeProto) -> bool:
+    """A node that computes in integers (the model is already quantized)."""
+    return node.op_type in QUANTIZED_OPS or node.op_type.startswith("QLinear")
 
 
 def _version(package: str) -> str:
@@ -173,57 +242,6 @@ def _require_static(model: ModelArtifact) -> None:
                 f"--input-shape {spec.name}={flag} (N = the size to build for)")
 
 
-def resolve_data(opts: BuildOptions, model: ModelArtifact, fixed: dict[str, np.ndarray],
-                 needs_calib: bool) -> tuple[Dataset, Dataset | None, dict]:
-    """Evaluation and calibration data, and a description of them for the report.
-
-    With only ``--data`` and a cell that calibrates, the samples are split (seeded, recorded)
-    so that accuracy is never measured on the calibration samples without saying so. Inputs
-    fixed with ``--fix-input`` hold their value in every sample (data files need not have
-    them).
-    """
-    free = [s for s in model.inputs if s.name not in fixed]
-
-    def load(path: Path | None, role: str) -> Dataset | None:
-        if not path:
-            return None
-        return load_dataset(path, free, role, ignore=tuple(fixed)).with_fixed(fixed)
-
-    shared = load(opts.data, "--data")
-    evaluation = load(opts.eval, "--eval")
-    calib = load(opts.calib, "--calib")
-    split, in_sample = None, False
-    if needs_calib and shared is not None and evaluation is None and calib is None:
-        if shared.samples >= MIN_SPLIT_SAMPLES:
-            calib, evaluation, split = shared.split(CALIB_FRACTION, SPLIT_SEED)
-        else:
-            in_sample = True
-    evaluation = evaluation or shared or synthetic_for(model, free, fixed, seed=0)
-    calib = calib or shared
-    if needs_calib and calib is None:
-        if not opts.allow_synthetic_calibration:
-            raise DataError(
-                "static int8 needs calibration data: pass --calib FILE.npz or --data FILE.npz "
-                "(random data gives meaningless scales; --allow-synthetic-calibration forces it)")
-        calib = synthetic_for(model, free, fixed, seed=1)
-    if needs_calib and calib is not None and not split and _same_samples(calib, evaluation):
-        in_sample = True
-    if not needs_calib:
-        calib = None
-
-    def describe(d: Dataset | None) -> dict | None:
-        return None if d is None else {"kind": d.kind, "source": d.source, "samples": d.samples}
-
-    return evaluation, calib, {"eval": describe(evaluation), "calib": describe(calib),
-                               "split": split, "in_sample": in_sample}
-
-
-def _same_samples(a: Dataset, b: Dataset) -> bool:
-    if a.samples != b.samples or a.arrays.keys() != b.arrays.keys():
-        return False
-    return all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
-
-
 def run_reference(model: Path, eval_file: Path, work: Path, stage: Path,
                   timeout: float) -> dict[str, list[np.ndarray]]:
     """The FP32 reference outputs (the imported model on ONNX Runtime), in a child process:
@@ -235,65 +253,6 @@ def run_reference(model: Path, eval_file: Path, work: Path, stage: Path,
         raise ModelError(f"the reference run failed: {res.reason}" if not res.user_error
                          else res.reason)
     return core.unpack(core.load_npz(out), res.result["outputs"])
-
-
-def check_reference(outputs: dict[str, list[np.ndarray]], evaluation: Dataset) -> None:
-    """Non-finite reference outputs, and labels that fit no classifier output, are exit 2."""
-    for name, values in outputs.items():
-        bad = sum(int(np.count_nonzero(~np.isfinite(v))) for v in values if v.dtype.kind == "f")
-        if bad:
-            total = sum(v.size for v in values)
-            raise ModelError(
-                f"the reference (the model on ONNX Runtime) gives {bad} NaN or infinite value(s) "
-                f"of {total} in output '{name}' on the evaluation inputs; the model is broken "
-                "(e.g. a NaN weight) or the inputs are outside its range")
-    if evaluation.labels is not None:
-        _check_labels(outputs, evaluation)
-
-
-def _check_labels(outputs: dict[str, list[np.ndarray]], evaluation: Dataset) -> None:
-    labels = evaluation.labels
-    candidates = [(name, rows) for name, values in outputs.items()
-                  if (rows := class_rows(values)) is not None and len(rows) == len(labels)]
-    if not candidates:
-        shapes = ", ".join(f"{n} {list(v[0].shape)}" for n, v in outputs.items() if v)
-        raise DataError(
-            f"{evaluation.source}: {len(labels)} labels, but no output has {len(labels)} rows "
-            f"of class scores over {evaluation.samples} samples (outputs: {shapes}); labels "
-            "are one class index per row of a classifier's scores")
-    if any(int(labels.max()) < rows.shape[1] for _, rows in candidates):
-        return
-    named = [c for c in candidates if any(w in c[0].lower() for w in CLASSIFIER_NAMES)]
-    name, rows = (named or candidates)[0]
-    check_labels_fit(labels, rows.shape[1], name, evaluation.source)
-
-
-def synthetic_for(model: ModelArtifact, inputs: list, fixed: dict[str, np.ndarray],
-                  seed: int) -> Dataset:
-    """Synthetic data the model can run: integer inputs within what the graph indexes (an
-    embedding's rows; 0/1 for masks), recurrent states at zeros. An integer input whose valid
-    values the graph does not tell is refused (DataError naming --data and --fix-input)."""
-    proto = onnx.load(str(model.path), load_external_data=False)
-    ranges, zeros, said = {}, [], []
-    for spec in inputs:
-        kind = np.dtype(spec.dtype).kind
-        if kind in "iu":
-            found = graph.integer_input_range(proto, spec.name)
-            if found is None:
-                raise DataError(
-                    f"input '{spec.name}' ({spec.dtype}{spec.shape_str()}) is an integer whose "
-                    "valid values edgepack cannot tell from the graph, so it makes no synthetic "
-                    f"data for it; pass --data FILE.npz with real inputs, or fix it with "
-                    f"--fix-input {spec.name}=VALUE")
-            ranges[spec.name] = found
-            said.append(f"{spec.name} in {found[0]}..{found[1]}")
-        elif kind == "f" and graph.is_state_input(proto, spec.name):
-            zeros.append(spec.name)
-            said.append(f"{spec.name} zeros (a recurrent state)")
-    data = synthetic_dataset(inputs, seed=seed, ranges=ranges, zeros=zeros).with_fixed(fixed)
-    if said:
-        data = replace(data, source=f"{data.source[:-1]}; {', '.join(said)})")
-    return data
 
 
 def shape_notes(reference: ModelArtifact, outputs: dict[str, list[np.ndarray]]) -> list[str]:
@@ -310,8 +269,9 @@ def shape_notes(reference: ModelArtifact, outputs: dict[str, list[np.ndarray]]) 
     return notes
 
 
-def prepare_graph(reference: ModelArtifact, evaluation: Dataset, fixed: dict[str, np.ndarray],
-                  work: Path, stage: Path, timeout: float) -> tuple[dict[str, Path], dict]:
+def prepare_graph(reference: ModelArtifact, runnable: Path, evaluation: Dataset,
+                  fixed: dict[str, np.ndarray], work: Path, stage: Path, timeout: float
+                  ) -> tuple[dict[str, Path], dict]:
     """Prepare the graph in a child process (see stages/preparation.py). A preparation that
     crashes only leaves the imported model (with its fixed inputs) in place, with the reason."""
     folder = stage / "models"
@@ -321,7 +281,7 @@ def prepare_graph(reference: ModelArtifact, evaluation: Dataset, fixed: dict[str
     evaluation.head(PREPARE_FEEDS).save(feeds)
     np.savez(fixed_file, **fixed)
     spec = PrepareSpec(str(reference.path), {k: str(v) for k, v in paths.items()}, str(feeds),
-                       str(fixed_file))
+                       str(fixed_file), str(runnable))
     res = run_task(spec, work / "tmp" / "prepare", stage / "logs" / "prepare.log", timeout)
     record = {k: v for k, v in res.result.items() if k != "peak_rss_bytes"}
     if not res.ok or not paths["minimal"].is_file():

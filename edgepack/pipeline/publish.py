@@ -91,7 +91,8 @@ def _read_previous(final: Path, report: Report) -> Report | None:
 
 
 def _write_reports(final: Path, report: Report) -> None:
-    from edgepack.report.render import to_html, to_json, to_markdown
+    from edgepack.report.html import to_html
+    from edgepack.report.render import to_json, to_markdown
 
     renderers = (to_json, to_markdown, lambda r: to_html(r, final))
     for name, render in zip(REPORT_FILES, renderers, strict=True):

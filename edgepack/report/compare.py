@@ -1,21 +1,31 @@
-"""Compare two builds' report.json per cell: latency, accuracy, size, memory and status.
+"""Compare two builds' report.json per cell: speed, accuracy, size, memory and status.
 
-Latency is noisy, so a cell's latency regresses only when the new p50 exceeds the old by more
-than the relative threshold *and* by more than the noise either measurement showed (the spread
-of the p50s of its benchmark processes with ``--bench-rounds``, else p90 over p50 within one
-process): a timing whose own rounds vary by 15% cannot prove a 12% change.
-Latencies measured on different machines (another CPU, another CPU count, or a board against
-the build host) are shown but never gated: the comparison says so instead of pretending.
+Speed is compared on the most trustworthy figure both builds have:
+
+- **instructions** counted on the profile's CPU model (device estimates): they repeat within
+  about 1%, on any runner, so a rise of more than ``INSTRUCTION_THRESHOLD`` (5%) is a
+  regression;
+- **host latency**, only with the noise between benchmark processes known: with
+  ``--bench-rounds`` N >= 2 in both builds, the new p50 regresses when the 95% confidence
+  interval of the ratio of the rounds' medians lies wholly above 1 + the threshold. One
+  benchmark process says nothing of the process-to-process noise (30% and more on a busy
+  2-core runner): its latency is shown, not gated, and the comparison says why.
+
+Latencies measured on different machines are shown but not gated. A cell the new build did
+not build (a ``--cell`` subset) is "not built", not a regression.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack.report.model import Cell, Report
+from edgepack.report.model import Cell, Report, read_report, report_file
+from edgepack.speed import T95
 
 MIN_RUNS = 10  # fewer timed runs than this: latency is shown, not gated
+INSTRUCTION_THRESHOLD = 0.05  # counts repeat within ~1%: more than 5% more is a regression
 
 
 @dataclass
@@ -95,9 +105,7 @@ def compare(old_path: Path, new_path: Path, latency_threshold: float = 0.10,
             accuracy_threshold: float = 0.001, top1_threshold: float = 0.5,
             size_threshold: float = 0.05, memory_threshold: float = 0.10,
             cross_host: bool = False) -> Comparison:
-    from edgepack.pipeline.merge import read_report
-
-    old_file, new_file = (_report_file(p) for p in (old_path, new_path))
+    old_file, new_file = (report_file(p) for p in (old_path, new_path))
     old, new = read_report(old_file), read_report(new_file)
     out = Comparison(str(old_file), str(new_file), thresholds={
         "latency": latency_threshold, "cosine": accuracy_threshold, "top-1 points":
@@ -115,9 +123,8 @@ def compare(old_path: Path, new_path: Path, latency_threshold: float = 0.10,
     for a in old.cells:
         b = new_cells.pop(a.key, None)
         if b is None:
-            if a.status == "ok":
-                out.deltas.append(Delta(a.key, "status", a.status, "missing", "gone",
-                                        regression=True, note="the new build has no such cell"))
+            out.deltas.append(Delta(a.key, "status", a.status, "not built", "not built",
+                                    note="the new build did not build this cell"))
             continue
         if a.status != b.status:
             out.deltas.append(Delta(a.key, "status", a.status, b.status, f"{a.status} → "
@@ -125,68 +132,94 @@ def compare(old_path: Path, new_path: Path, latency_threshold: float = 0.10,
                                     note=b.reason or ""))
         if a.status != "ok" or b.status != "ok":
             continue
+        out.deltas += _instructions(a, b)
         out.deltas += _latency(a, b, latency_threshold, gate_latency)
         out.deltas += _accuracy(a, b, accuracy_threshold, top1_threshold)
-        for metric, x, y, thr, gated in (
-                ("size bytes", a.size, b.size, size_threshold, True),
-                ("peak RSS bytes", (a.memory or {}).get("peak_rss_bytes"),
-                 (b.memory or {}).get("peak_rss_bytes"), memory_threshold, gate_latency)):
-            if x and y:
-                worse = y > x * (1 + thr)
-                out.deltas.append(Delta(a.key, metric, float(x), float(y), _rel(x, y),
-                                        regression=worse and gated,
-                                        note="not gated: other host" if worse and not gated
-                                        else ""))
+        out.deltas += _resources(a, b, size_threshold, memory_threshold, gate_latency)
     for b in new_cells.values():
         out.deltas.append(Delta(b.key, "status", None, b.status, "new cell"))
     return out
 
 
-def _report_file(path: Path) -> Path:
-    """A report.json, or the one inside a model folder or an output folder."""
-    from edgepack.errors import UsageError
-    from edgepack.pipeline.merge import model_folders
+def _resources(a: Cell, b: Cell, size_threshold: float, memory_threshold: float,
+               gate_memory: bool) -> list[Delta]:
+    out = []
+    for metric, x, y, thr, gated in (
+            ("size KiB", a.size, b.size, size_threshold, True),
+            ("peak RSS MiB", (a.memory or {}).get("peak_rss_bytes"),
+             (b.memory or {}).get("peak_rss_bytes"), memory_threshold, gate_memory)):
+        if x and y:
+            unit = 2**10 if metric.startswith("size") else 2**20
+            worse = y > x * (1 + thr)
+            out.append(Delta(a.key, metric, round(x / unit, 1), round(y / unit, 1), _rel(x, y),
+                             regression=worse and gated,
+                             note="not gated: other host" if worse and not gated else ""))
+    return out
 
-    if not path.is_dir():
-        return path
-    found = model_folders(path)
-    if len(found) > 1:
-        raise UsageError(f"{path} holds the reports of several models "
-                         f"({', '.join(f.name for f in found)}); pass one model's folder")
-    return found[0] / "report.json"
+
+def _instructions(a: Cell, b: Cell) -> list[Delta]:
+    """Instructions per inference on the profile's CPU model: gated tightly, on any host."""
+    da, db = a.device or {}, b.device or {}
+    if da.get("status") != "ok" or db.get("status") != "ok":
+        return []
+    cpu = da.get("cpu")
+    if db.get("cpu") != cpu:
+        return [Delta(a.key, "instructions", None, None, "-",
+                      note=f"not compared: counted on {cpu}, then {db.get('cpu')}")]
+    old, new = float(da["instructions"]["total"]), float(db["instructions"]["total"])
+    worse = new > old * (1 + INSTRUCTION_THRESHOLD)
+    return [Delta(a.key, f"instructions ({cpu}, M)", round(old / 1e6, 3), round(new / 1e6, 3),
+                  _rel(old, new), regression=worse,
+                  note=f"counted under qemu; gated at +{INSTRUCTION_THRESHOLD:.0%} (counts "
+                       "repeat within ~1%)"),
+            Delta(a.key, f"estimated p50 ms ({cpu})", da["p50_ms"], db["p50_ms"],
+                  _rel(da["p50_ms"], db["p50_ms"]),
+                  note="from the instructions above (not gated separately)")]
 
 
 def _latency(a: Cell, b: Cell, threshold: float, gated: bool) -> list[Delta]:
+    """The host p50, gated only when both builds timed several processes."""
     la, lb = a.latency or {}, b.latency or {}
     if "p50" not in la or "p50" not in lb:
         return []
+    old, new = float(la["p50"]), float(lb["p50"])
+    ra, rb = la.get("rounds_p50_ms") or [], lb.get("rounds_p50_ms") or []
     note, gate = "", gated
     if la.get("measured_on") != lb.get("measured_on"):
         note, gate = (f"not gated: measured on {la.get('measured_on')} then "
                       f"{lb.get('measured_on')}"), False
     elif min(la.get("runs", 0), lb.get("runs", 0)) < MIN_RUNS:
         note, gate = f"not gated: fewer than {MIN_RUNS} timed runs", False
-    old, new = float(la["p50"]), float(lb["p50"])
-    noise = max(_noise(la), _noise(lb))
-    change = new / old - 1 if old else 0.0
-    worse = change > threshold and change > noise
-    if worse and not gated and not note:
-        note = "not gated: other host"
-    elif not note:
-        note = f"noise ±{noise:.0%}"
-    return [Delta(a.key, "p50 ms", old, new, _rel(old, new), regression=worse and gate,
+    elif len(ra) < 2 or len(rb) < 2:
+        note, gate = ("not gated: one benchmark process per build cannot show the host's "
+                      "process-to-process noise (pass --bench-rounds 3, or compare device "
+                      "estimates)"), False
+    low, high = ratio_interval(ra, rb) if len(ra) > 1 and len(rb) > 1 else (None, None)
+    worse = low is not None and low > 1 + threshold
+    if not note:
+        note = (f"95% interval of the ratio {low:.2f}–{high:.2f}× over "
+                f"{len(ra)} and {len(rb)} processes")
+        if worse and not gated:
+            note += "; not gated: other host"
+    return [Delta(a.key, "host p50 ms", old, new, _rel(old, new), regression=worse and gate,
                   note=note)]
 
 
-def _noise(latency: dict) -> float:
-    """How much this measurement's p50 may move on its own, relative: the spread of the p50s
-    of its benchmark processes (--bench-rounds) when there were several, else of the runs
-    within one process (p90 over p50)."""
-    p50 = float(latency["p50"])
-    rounds = latency.get("rounds_p50_ms") or []
-    if len(rounds) > 1 and p50:
-        return (max(rounds) - min(rounds)) / p50
-    return (float(latency.get("p90", p50)) - p50) / p50 if p50 else 0.0
+def ratio_interval(old_rounds: list[float], new_rounds: list[float]) -> tuple[float, float]:
+    """The 95% confidence interval of new/old from two sets of benchmark processes' p50s
+    (Welch's t on the logs: process-to-process noise is roughly multiplicative)."""
+    def stats(values: list[float]) -> tuple[float, float, int]:
+        logs = [math.log(v) for v in values]
+        mean = sum(logs) / len(logs)
+        var = sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)
+        return mean, var, len(logs)
+
+    (ma, va, na), (mb, vb, nb) = stats(old_rounds), stats(new_rounds)
+    se2 = va / na + vb / nb
+    df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)) if se2 else 30
+    t = T95[min(max(int(df), 1), len(T95)) - 1]
+    half = t * math.sqrt(se2)
+    return math.exp(mb - ma - half), math.exp(mb - ma + half)
 
 
 def _accuracy(a: Cell, b: Cell, cos_threshold: float, top1_threshold: float) -> list[Delta]:

@@ -40,6 +40,8 @@ def to_junit(report: Report) -> str:
         else:
             lines = [f"{g['name']} = {g['value']:.6g} ({g['kind']} {g['limit']:g})"
                      for g in cell.gates]
+            if (cell.device or {}).get("status") == "ok":
+                lines.append(cell.device["label"])
             if cell.latency:
                 lines.append(f"p50 {cell.latency.get('p50', 0):.4g} ms "
                              f"({cell.latency.get('measured_on', '?')})")

@@ -3,15 +3,20 @@ within a schema version."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgepack.errors import UsageError
 
 # 2: samples-axis data model, attempts with outcome + reason, requested/previous/build per cell
-SCHEMA_VERSION = 2
+# 3: the speed record is a decision with its source; device estimates; the declined status
+SCHEMA_VERSION = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attempt:
     """One lowering strategy tried for a cell, and what came of it."""
 
@@ -23,8 +28,9 @@ class Attempt:
     peak_rss_bytes: int | None = None  # of the lowering process
     stats: dict = field(default_factory=dict)  # what the converter reported
     accuracy: dict | None = None  # per output: the numbers this attempt's bundle reached
-    speed: dict | None = None  # against the fp32 bundle, timed interleaved
+    speed: dict | None = None  # the speed decision against the fp32 bundle, and its source
     kept: str | None = None  # a rejected bundle kept for inspection (under failed/)
+    device: dict | None = None  # its estimated latency on the profile's CPU (or why none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,12 +44,13 @@ class Cell:
     target: str
     precision: str
     variant: str | None = None  # e.g. openvino's "device-default" inference precision
-    status: str = "pending"  # "ok", "failed" or "skipped"
+    status: str = "pending"  # "ok", "failed", "skipped" or "declined" (accurate, not faster)
     reason: str | None = None
     requested: bool = False  # named by --target (a skip or failure then fails the build)
     accuracy: dict | None = None  # per output numbers, data kind, gates
     latency: dict | None = None  # ms: p50, p90, p99, mean, min, max, runs, threads, cold start
-    speed: dict | None = None  # speedup over the fp32 bundle, timed interleaved
+    speed: dict | None = None  # speedup over the fp32 bundle: the decision and its source
+    device: dict | None = None  # estimated latency on the profile's CPU (or why there is none)
     emulated: dict | None = None  # --emulate: accuracy on the profile's CPU under qemu
     boards: list[dict] = field(default_factory=list)  # --remote: what each board measured
     memory: dict | None = None  # peak RSS bytes of the benchmark process
@@ -84,11 +91,13 @@ class Cell:
 
     @classmethod
     def from_dict(cls, d: dict) -> Cell:
+        """ValueError when ``d`` is not a cell record (an object with a list of attempts)."""
+        attempts = _objects(_object(d, "a cell").get("attempts", []), "attempts")
         known = {f for f in cls.__dataclass_fields__}
         cell = cls(**{k: v for k, v in d.items() if k in known and k != "attempts"})
         cell.attempts = [Attempt(**{k: v for k, v in a.items()
                                     if k in Attempt.__dataclass_fields__})
-                         for a in d.get("attempts", [])]
+                         for a in attempts]
         return cell
 
 
@@ -122,10 +131,29 @@ class Report:
 
     @classmethod
     def from_dict(cls, d: dict) -> Report:
+        """ValueError when ``d`` is not a report (an object; its header tables objects, its
+        cells a list of cell records)."""
+        _object(d, "the report")
+        for key in ("source", "host", "tools", "settings", "data"):
+            _object(d.get(key, {}), f"'{key}'")
         known = {f for f in cls.__dataclass_fields__}
         report = cls(**{k: v for k, v in d.items() if k in known and k != "cells"})
-        report.cells = [Cell.from_dict(c) for c in d.get("cells", [])]
+        report.cells = [Cell.from_dict(c) for c in _objects(d.get("cells", []), "cells")]
         return report
+
+
+def _object(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "true/false", int: "a number",
+                float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+        raise ValueError(f"{what} is {kind}, not an object")
+    return value
+
+
+def _objects(value, what: str) -> list[dict]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"'{what}' is not a list of objects")
+    return value
 
 
 def host_info() -> dict:
@@ -150,3 +178,36 @@ def host_info() -> dict:
         "cpus": os.cpu_count(), "memory_bytes": mem, "os": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def model_folders(folder: Path) -> list[Path]:
+    """``folder`` itself if it holds a report.json, else its subfolders that do."""
+    if not folder.is_dir():
+        raise UsageError(f"report merge: {folder} is not a folder; pass the output folders "
+                         "(-o) of edgepack build --cell jobs")
+    if (folder / "report.json").is_file():
+        return [folder]
+    found = sorted(p.parent for p in folder.glob("*/report.json"))
+    if not found:
+        raise UsageError(f"report merge: {folder} holds no report.json (nor do its subfolders); "
+                         "pass the output folders (-o) of edgepack build --cell jobs")
+    return found
+
+
+
+def read_report(path: Path) -> Report:
+    try:
+        return Report.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"{path} is not an edgepack report.json ({e})") from None
+
+
+def report_file(path: Path) -> Path:
+    """A report.json, or the one inside a model folder or an output folder."""
+    if not path.is_dir():
+        return path
+    found = model_folders(path)
+    if len(found) > 1:
+        raise UsageError(f"{path} holds the reports of several models "
+                         f"({', '.join(f.name for f in found)}); pass one model's folder")
+    return found[0] / "report.json"

@@ -50,8 +50,11 @@ def fix_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> tuple[
     return model, changed
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto | onnx.TensorProto]:
-    """Values of the main graph computable from initializers and Constant nodes alone."""
+def _constants(graph: onnx.GraphProto, shapes: dict[str, list] | None = None
+               ) -> dict[str, onnx.NodeProto | onnx.TensorProto]:
+    """Values of the main graph computable from initializers and Constant nodes alone, and,
+    given the graph's inferred ``shapes``, from static shapes: the output of a ``Shape`` or
+    ``Size`` node whose input's shape is static is a constant (as a TensorProto) too."""
     known: dict = {init.name: init for init in graph.initializer}
     inputs = {i.name for i in graph.input} - set(known)
     changed = True
@@ -59,6 +62,11 @@ def _constants(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto | onnx.Tensor
         changed = False
         for node in graph.node:
             if any(o in known for o in node.output) or not node.output:
+                continue
+            static = _static_shape_value(node, shapes or {})
+            if static is not None:
+                known[node.output[0]] = numpy_helper.from_array(static, node.output[0])
+                changed = True
                 continue
             if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                    for a in node.attribute):
@@ -73,12 +81,26 @@ def _constants(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto | onnx.Tensor
     return known
 
 
-def _evaluate(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
+def _static_shape_value(node: onnx.NodeProto, shapes: dict[str, list]) -> np.ndarray | None:
+    """What a Shape or Size node computes when its input's shape is static, else None."""
+    if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx"):
+        return None
+    shape = shapes.get(node.input[0])
+    if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    if node.op_type == "Size":
+        return np.array(int(np.prod(shape)), np.int64)
+    attrs = {a.name: a.i for a in node.attribute}
+    return np.array(shape[attrs.get("start", 0):attrs.get("end", len(shape))], np.int64)
+
+
+def _evaluate(model: onnx.ModelProto, names: list[str], known: dict | None = None
+              ) -> dict[str, np.ndarray]:
     """Values of constant tensors ``names`` (computed by ONNX Runtime from the constants)."""
     import onnxruntime
 
     graph = model.graph
-    known = _constants(graph)
+    known = _constants(graph) if known is None else known
     needed, todo = set(), list(names)
     while todo:
         name = todo.pop()
@@ -88,7 +110,7 @@ def _evaluate(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]
             todo.extend(x for x in producer.input if x)
     nodes = [n for n in graph.node if id(n) in needed]
     used = {x for n in nodes for x in n.input} | set(names)
-    inits = [i for i in graph.initializer if i.name in used]
+    inits = [known[n] for n in sorted(used) if isinstance(known.get(n), onnx.TensorProto)]
     outputs = [helper.make_empty_tensor_value_info(n) for n in names]
     sub = helper.make_graph(nodes, "constants", [], outputs, initializer=inits)
     small = helper.make_model(sub, opset_imports=list(model.opset_import))
@@ -104,26 +126,40 @@ def _evaluate(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]
 
 
 def fold_constant_ifs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Inline the taken branch of every ``If`` whose condition is constant, until none is."""
+    """Inline the taken branch of every ``If`` whose condition is constant, until none is.
+
+    A condition is constant when it follows from initializers, Constant nodes and fixed
+    inputs alone, or also from static shapes (``Shape``/``Size`` of a tensor whose shape is
+    known once ``--input-shape`` fixes the inputs: a rank or length check)."""
     model = _copy(model)
     changed = []
-    while True:
-        known = _constants(model.graph)
-        target = next((n for n in model.graph.node if n.op_type == "If" and n.input[0] in known),
-                      None)
+    while any(n.op_type == "If" for n in model.graph.node):
+        plain = _constants(model.graph)
+        target = next((n for n in model.graph.node if n.op_type == "If"
+                       and n.input[0] in plain), None)
+        known = plain
+        if target is None:  # shape inference only when constants alone do not decide
+            known = _constants(model.graph, _shapes(model))
+            target = next((n for n in model.graph.node if n.op_type == "If"
+                           and n.input[0] in known), None)
         if target is None:
-            return model, changed
-        cond = bool(np.asarray(_evaluate(model, [target.input[0]])[target.input[0]]).reshape(-1)[0])
+            break
+        value = _evaluate(model, [target.input[0]], known)[target.input[0]]
+        cond = bool(np.asarray(value).reshape(-1)[0])
         branch = next(a.g for a in target.attribute
                       if a.name == ("then_branch" if cond else "else_branch"))
         _inline(model.graph, target, branch)
+        why = "condition constant" if known is plain else \
+            "condition constant once the input shapes are static"
         changed.append(f"If '{target.name or target.output[0]}' folded to its "
-                       f"{'then' if cond else 'else'} branch (condition constant)")
+                       f"{'then' if cond else 'else'} branch ({why})")
+    return model, changed
 
 
 def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, branch: onnx.GraphProto) -> None:
     """Replace ``node`` (an If) in ``graph`` by ``branch``'s nodes, renaming what the branch
-    defines so that nothing clashes with the outer graph."""
+    defines so that nothing clashes with the outer graph (also where the branch's own
+    subgraphs, e.g. a nested If, refer to it)."""
     prefix = (node.name or node.output[0]) + "/"
     defined = {o for n in branch.node for o in n.output if o} | {i.name for i in branch.initializer}
     rename = {name: prefix + name for name in defined}
@@ -136,9 +172,11 @@ def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, branch: onnx.GraphProt
     for n in branch.node:
         copy = onnx.NodeProto()
         copy.CopyFrom(n)
-        copy.name = prefix + (n.name or n.output[0])
+        copy.name = prefix + (n.name or next((o for o in n.output if o), n.op_type))
         copy.input[:] = [rename.get(x, x) for x in n.input]
         copy.output[:] = [rename.get(x, x) for x in n.output]
+        for sub in _subgraphs(copy):
+            _rename_outer(sub, rename)
         new_nodes.append(copy)
     for out, branch_out in zip(node.output, branch.output, strict=True):
         new_nodes.append(helper.make_node("Identity", [rename.get(branch_out.name,
@@ -149,6 +187,27 @@ def _inline(graph: onnx.GraphProto, node: onnx.NodeProto, branch: onnx.GraphProt
     nodes[index:index + 1] = new_nodes
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    found = []
+    for a in node.attribute:
+        found.extend([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
+    return found
+
+
+def _rename_outer(g: onnx.GraphProto, rename: dict[str, str]) -> None:
+    """Apply ``rename`` to the outer-scope values a subgraph refers to: its nodes' inputs,
+    outputs that pass an outer value through, and its own subgraphs."""
+    local = ({o for n in g.node for o in n.output} | {i.name for i in g.initializer}
+             | {i.name for i in g.input})
+    outer = {k: v for k, v in rename.items() if k not in local}
+    for n in g.node:
+        n.input[:] = [outer.get(x, x) for x in n.input]
+        for sub in _subgraphs(n):
+            _rename_outer(sub, outer)
+    for out in g.output:
+        out.name = outer.get(out.name, out.name)
 
 
 def normalize_if_conditions(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
@@ -225,7 +284,7 @@ def static_reshapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]
         changed.append(f"Reshape '{node.name or node.output[0]}' to {target.tolist()} made "
                        f"{list(out)}")
     if changed:
-        _prune_initializers(model.graph)
+        prune_initializers(model.graph)
     return model, changed
 
 
@@ -318,75 +377,7 @@ def rnn_default_inputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[st
     return model, changed
 
 
-class _Builder:
-    """Appends nodes and initializers with unique names under a prefix."""
-
-    def __init__(self, graph: onnx.GraphProto, prefix: str) -> None:
-        self.graph, self.prefix, self.count, self.nodes = graph, prefix, 0, []
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{self.prefix}{hint}_{self.count}"
-
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self.name(hint)
-        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs) -> str:
-        out = out or self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.name(op_type),
-                                           **attrs))
-        return out
-
-
-def _rnn_unrollable(node: onnx.NodeProto, inits: dict, shapes: dict) -> str | None:
-    """Why a recurrent node cannot be unrolled here, or None."""
-    attrs = {a.name: a for a in node.attribute}
-    if any(k in attrs for k in ("activations", "activation_alpha", "activation_beta", "clip")):
-        return "custom activations or clip"
-    if attrs.get("layout") and attrs["layout"].i != 0:
-        return "layout 1"
-    if node.op_type == "LSTM" and attrs.get("input_forget") and attrs["input_forget"].i:
-        return "input_forget"
-    inputs = list(node.input) + [""] * 8
-    if inputs[4] or (node.op_type == "LSTM" and inputs[7]):
-        return "sequence_lens or peepholes"
-    if not all(inputs[i] in inits for i in (1, 2)) or (inputs[3] and inputs[3] not in inits):
-        return "weights not constant"
-    x = shapes.get(inputs[0])
-    if not x or len(x) != 3 or not all(x):
-        return "sequence length not static"
-    return None
-
-
-def unroll_rnn(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Rewrite LSTM/GRU/RNN nodes (static sequence length, default activations) as their
-    unrolled equations: MatMul, Add, Sigmoid, Tanh, Mul per time step, which every converter
-    handles (some convert recurrent ops wrongly, or not at all)."""
-    model = _copy(model)
-    shapes = _shapes(model)
-    inits = {i.name: i for i in model.graph.initializer}
-    changed = []
-    for node in list(model.graph.node):
-        if node.op_type not in GATES or _rnn_unrollable(node, inits, shapes) is not None:
-            continue
-        builder = _Builder(model.graph, f"{node.name or node.output[-1]}/unrolled/")
-        _unroll(builder, node, inits, shapes)
-        nodes = list(model.graph.node)
-        index = nodes.index(node)
-        nodes[index:index + 1] = builder.nodes
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        steps = shapes[node.input[0]][0]
-        changed.append(f"{node.op_type} '{node.name or node.output[-1]}' unrolled over "
-                       f"{steps} steps")
-    if changed:
-        _prune_initializers(model.graph)
-    return model, changed
-
-
-def _prune_initializers(graph: onnx.GraphProto) -> None:
+def prune_initializers(graph: onnx.GraphProto) -> None:
     """Drop initializers that no node (or subgraph) uses and that are not outputs."""
     used = {o.name for o in graph.output}
     todo = [graph]
@@ -399,109 +390,6 @@ def _prune_initializers(graph: onnx.GraphProto) -> None:
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-
-
-def _unroll(b: _Builder, node: onnx.NodeProto, inits: dict, shapes: dict) -> None:
-    attrs = {a.name: a for a in node.attribute}
-    kind, hidden = node.op_type, attrs["hidden_size"].i
-    gates = GATES[kind]
-    direction = attrs["direction"].s.decode() if "direction" in attrs else "forward"
-    inputs = list(node.input) + [""] * 8
-    steps, batch, _ = shapes[inputs[0]]
-    w = numpy_helper.to_array(inits[inputs[1]]).astype(np.float32)
-    r = numpy_helper.to_array(inits[inputs[2]]).astype(np.float32)
-    dirs = w.shape[0]
-    bias = (numpy_helper.to_array(inits[inputs[3]]).astype(np.float32) if inputs[3]
-            else np.zeros((dirs, 2 * gates * hidden), np.float32))
-    zero = np.zeros((batch, hidden), np.float32)
-    results = []
-    for d in range(dirs):
-        reverse = direction == "reverse" or (direction == "bidirectional" and d == 1)
-        h = b.op("Gather", [inputs[5], b.const("dir", np.array(d, np.int64))]) if inputs[5] \
-            else b.const("h0", zero)
-        c = None
-        if kind == "LSTM":
-            c = b.op("Gather", [inputs[6], b.const("dir", np.array(d, np.int64))]) \
-                if inputs[6] else b.const("c0", zero)
-        wb, rb = bias[d, :gates * hidden], bias[d, gates * hidden:]
-        # the input projection of every step at once: [T, B, gates*H]
-        xw = b.op("MatMul", [inputs[0], b.const("W_t", w[d].T.copy())])
-        if kind == "GRU" and "linear_before_reset" in attrs and attrs["linear_before_reset"].i:
-            xw = b.op("Add", [xw, b.const("Wb", wb)])
-            rb_h = rb[2 * hidden:]
-            rb_zr = np.concatenate([rb[:2 * hidden], np.zeros(hidden, np.float32)])
-            xw = b.op("Add", [xw, b.const("Rb_zr", rb_zr)])
-        else:
-            rb_h = None
-            xw = b.op("Add", [xw, b.const("b", wb + rb)])
-        r_t = b.const("R_t", r[d].T.copy()) if kind != "GRU" else None
-        order = range(steps - 1, -1, -1) if reverse else range(steps)
-        ys = {}
-        for t in order:
-            x_t = b.op("Gather", [xw, b.const("t", np.array(t, np.int64))])
-            h, c = _cell(b, kind, hidden, x_t, h, c, r_t, r[d], rb_h, attrs)
-            ys[t] = b.op("Unsqueeze", [h, b.const("axes", np.array([0], np.int64))])
-        y = b.op("Concat", [ys[t] for t in range(steps)], axis=0)  # [T, B, H]
-        results.append((y, h, c))
-    axes1 = b.const("axes", np.array([1], np.int64))
-    axes0 = b.const("axes", np.array([0], np.int64))
-    outs = list(node.output) + ["", "", ""]
-    if outs[0]:
-        ys = [b.op("Unsqueeze", [y, axes1]) for y, _, _ in results]
-        b.op("Concat", ys, outs[0], axis=1) if len(ys) > 1 else b.op("Identity", ys, outs[0])
-    for index, part in ((1, 1), (2, 2)):
-        if outs[index] and (part == 1 or kind == "LSTM"):
-            states = [b.op("Unsqueeze", [res[part], axes0]) for res in results]
-            b.op("Concat", states, outs[index], axis=0) if len(states) > 1 else \
-                b.op("Identity", states, outs[index])
-
-
-def _cell(b: _Builder, kind: str, hidden: int, x_t: str, h: str, c: str | None, r_t: str,
-          r: np.ndarray, rb_h: np.ndarray | None, attrs: dict) -> tuple[str, str | None]:
-    """One time step; ``x_t`` already holds the input projection plus biases."""
-    if kind == "RNN":
-        return b.op("Tanh", [b.op("Add", [x_t, b.op("MatMul", [h, r_t])])]), None
-    if kind == "LSTM":
-        gates = b.op("Add", [x_t, b.op("MatMul", [h, r_t])])
-        split = b.const("split", np.array([hidden] * 4, np.int64))
-        names = [b.name(g) for g in "iofc"]
-        b.nodes.append(helper.make_node("Split", [gates, split], names, axis=1,
-                                        name=b.name("Split")))
-        i, o, f = (b.op("Sigmoid", [n]) for n in names[:3])
-        cand = b.op("Tanh", [names[3]])
-        c = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, cand])])
-        return b.op("Mul", [o, b.op("Tanh", [c])]), c
-    # GRU, gates z, r, h
-    split = b.const("split", np.array([hidden] * 3, np.int64))
-    xs = [b.name(g) for g in ("xz", "xr", "xh")]
-    b.nodes.append(helper.make_node("Split", [x_t, split], xs, axis=1, name=b.name("Split")))
-    r_zr = b.const("R_zr_t", r[:2 * hidden].T.copy())
-    r_h = b.const("R_h_t", r[2 * hidden:].T.copy())
-    hzr = b.op("MatMul", [h, r_zr])
-    hs = [b.name(g) for g in ("hz", "hr")]
-    b.nodes.append(helper.make_node("Split", [hzr, b.const("split", np.array(
-        [hidden] * 2, np.int64))], hs, axis=1, name=b.name("Split")))
-    z = b.op("Sigmoid", [b.op("Add", [xs[0], hs[0]])])
-    rr = b.op("Sigmoid", [b.op("Add", [xs[1], hs[1]])])
-    if rb_h is not None:  # linear_before_reset: r * (h R_h^T + Rb_h)
-        hh = b.op("Mul", [rr, b.op("Add", [b.op("MatMul", [h, r_h]), b.const("Rb_h", rb_h)])])
-    else:
-        hh = b.op("MatMul", [b.op("Mul", [rr, h]), r_h])
-    cand = b.op("Tanh", [b.op("Add", [xs[2], hh])])
-    one = b.const("one", np.array(1.0, np.float32))
-    return b.op("Add", [b.op("Mul", [b.op("Sub", [one, z]), cand]), b.op("Mul", [z, h])]), None
-
-
-REWRITES: dict[str, Callable[[onnx.ModelProto], tuple[onnx.ModelProto, list[str]]]] = {
-    "unroll-rnn": unroll_rnn,
-}
-
-
-def rewrite_applies(model: onnx.ModelProto, name: str) -> bool:
-    """Whether a strategy's rewrite would change anything in ``model`` (cheaply)."""
-    if name == "unroll-rnn":
-        return any(n.op_type in GATES for n in model.graph.node)
-    return True
 
 
 def upgrade_opset(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
@@ -639,14 +527,21 @@ def integer_input_range(model: onnx.ModelProto, name: str) -> tuple[int, int] | 
     return (0, min(highs)) if highs else None
 
 
+SHAPE_ONLY = {"Shape", "Size"}  # ops that read only their input's shape, not its values
+
+
 def branch_inputs(model: onnx.ModelProto) -> list[str]:
-    """Graph inputs that some If condition depends on (candidates for --fix-input)."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    """Control inputs: graph inputs holding a single value (a sample rate, a mode switch)
+    whose value decides some ``If`` condition, also one nested in a branch. The candidates
+    for ``--fix-input``. An input that a condition reads only through its shape (a rank or
+    batch check) is not one: ``--input-shape`` already fixes that, and freezing a real data
+    or state input would change what the model computes."""
+    graphs = _all_graphs(model.graph)
+    producers = {o: n for g in graphs for n in g.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
     found = set()
-    for node in model.graph.node:
-        if node.op_type != "If":
-            continue
+    for node in (n for g in graphs for n in g.node if n.op_type == "If"):
         todo, seen = [node.input[0]], set()
         while todo:
             name = todo.pop()
@@ -655,9 +550,27 @@ def branch_inputs(model: onnx.ModelProto) -> list[str]:
             seen.add(name)
             if name in inputs:
                 found.add(name)
-            elif name in producers:
+            elif name in producers and producers[name].op_type not in SHAPE_ONLY:
                 todo.extend(x for x in producers[name].input if x)
-    return sorted(found)
+    return sorted(n for n in found if _single_value(inputs[n]))
+
+
+def _all_graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    found, todo = [], [graph]
+    while todo:
+        g = todo.pop()
+        found.append(g)
+        for node in g.node:
+            todo.extend(_subgraphs(node))
+    return found
+
+
+def _single_value(value: onnx.ValueInfoProto) -> bool:
+    t = value.type.tensor_type
+    if not t.HasField("shape"):
+        return False  # rank unknown: nothing says it is a single value
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return all(d == 1 for d in dims)
 
 
 RECURRENT_STATE = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}

@@ -113,7 +113,8 @@ def within_budget(expected: dict[str, list], got: dict[str, list], tol: dict) ->
     worst = []
     ok = True
     for name, ref in expected.items():
-        checks = core.output_checks(name, core.compare(ref, got[name]), tol)
+        kind = tol.get("kinds", {}).get(name, "values")  # a map, a sequence: as verified
+        checks = core.output_checks(name, core.compare(ref, got[name], kind), tol)
         ok = ok and all(core.passes(v, lim, kind) for _, v, lim, kind in checks)
         worst += [f"{n} {v:.4g}" for n, v, _, _ in checks]
     return ok, ", ".join(worst)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from edgepack.data import Dataset
@@ -41,23 +41,45 @@ class TargetOption:
 
 @dataclass(frozen=True)
 class Strategy:
-    """One way to lower a precision, tried in order; ``unavailable`` says why it cannot run."""
+    """One way to lower a precision, tried in order; ``unavailable`` says why it cannot run.
+
+    It crosses into the lowering process whole (``to_dict``/``from_dict``): a target reads its
+    typed parameters, never its name. A target whose strategies need more parameters
+    subclasses it and sets ``Target.strategy_type``."""
 
     name: str
     unavailable: str | None = None
-    # graph rewrites (edgepack.stages.graph.REWRITES) applied to the model before this
-    # strategy lowers it; a strategy whose rewrites change nothing is not tried
+    # graph rewrites (edgepack.stages.rewrites) applied to the model before this strategy
+    # lowers it; a strategy whose rewrites change nothing is not tried
     rewrites: tuple[str, ...] = ()
     # a native path: it lowers the user's source model (LowerContext.source) instead of the
     # ONNX one, and is tried only for these source formats
     source_formats: tuple[str, ...] = ()
+    toolchain: str | None = None  # the converter environment it runs (Target.toolchains)
+    op_types: tuple[str, ...] | None = None  # quantize only these op types (None: every op)
+    accuracy_control: bool = False  # return layers to float until the accuracy budget holds
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Strategy:
+        known = {f.name: f for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()
+                  if k in known}
+        return cls(**values)
+
+    def with_rewrite(self, rewrite: str) -> Strategy:
+        """The same strategy on the model after ``rewrite``."""
+        return replace(self, name=f"{self.name} +{rewrite}",
+                       rewrites=(*self.rewrites, rewrite))
 
 
 @dataclass(frozen=True)
 class LowerContext:
     """Everything one lowering gets besides the model, precision, profile and calibration."""
 
-    strategy: str = "default"  # the Strategy.name to use
+    strategy: Strategy = Strategy("default")
     variant: str | None = None  # a target-specific variant of a precision (Target.variants)
     calibration_method: str = "minmax"  # static int8: minmax, entropy, percentile
     timeout: float = 900.0  # seconds for a converter process started by the lowering
@@ -71,6 +93,13 @@ class LowerContext:
     # static "inputs" and "outputs", and "native" files converters can read (e.g. a
     # SavedModel with static shapes)
     source: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, strategy_type: type[Strategy] = Strategy) -> LowerContext:
+        return cls(**{**d, "strategy": strategy_type.from_dict(d["strategy"])})
 
 
 @dataclass
@@ -99,6 +128,7 @@ class Target:
     precisions: tuple[str, ...] = PRECISIONS
     options: tuple[TargetOption, ...] = ()
     toolchains: tuple[Toolchain, ...] = ()
+    strategy_type: type[Strategy] = Strategy  # what its strategies are, rebuilt in the child
     standard_ops_only: bool = True  # False: it also runs vendor-domain ops (com.microsoft...)
 
     def available(self) -> bool:
@@ -141,6 +171,13 @@ class Target:
     def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
         """The strategies to try for ``precision``, in order."""
         return [Strategy("default")]
+
+    def declines(self, precision: str, profile: DeviceProfile) -> str | None:
+        """Why this target builds no ``precision`` bundle (one line: what is missing, e.g. a
+        quantizer that no package registry ships), or None. A declined precision is a skipped
+        cell with this reason, also when asked for by name; any other precision outside
+        ``precisions`` is a usage error when asked for."""
+        return None
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
         """The bundles one precision yields on this profile: None is the plain one."""

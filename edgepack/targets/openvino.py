@@ -2,8 +2,10 @@
 
 * fp32: no weight compression; the bundle pins ``INFERENCE_PRECISION_HINT=f32``, since the
   CPU plugin otherwise runs bf16 (AVX512-BF16 hosts) or f16 (ARM) and results would depend
-  on the CPU. Where the device's default differs, a ``device-default`` variant is built and
-  measured beside it, with the fp16 budget.
+  on the CPU, and ``DYNAMIC_QUANTIZATION_GROUP_SIZE=0``, since the plugin otherwise quantizes
+  the activations of MatMuls whose weights are stored compressed (int8 with Cast·Mul, where
+  its CPU has the kernels for it). Where the device's default differs, a ``device-default``
+  variant is built and measured beside it, with the fp16 budget.
 * fp16: weights compressed to fp16; the plugin's default inference precision.
 * int8: ``nncf.quantize`` calibrated on the dataset (transformer model type when the graph
   has attention-like MatMul + Softmax).
@@ -22,12 +24,20 @@ from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, Targe
 # OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
 MIN_GLIBC = {"aarch64": "2.35", "x86_64": "2.28"}
 DEVICE_DEFAULT = "device-default"
+# what an fp32 bundle pins: f32 arithmetic everywhere (the CPU plugin's default is bf16/f16 on
+# some CPUs), and no dynamic quantization of the activations of MatMuls whose weights are
+# stored compressed (the plugin's default where the CPU has int8 kernels: 4e-6 → 0.04 max
+# difference on a weight-compressed transformer)
+FP32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
 
 
 def device_default_precision(profile: DeviceProfile) -> str:
-    """What the CPU plugin runs on this device when nothing is pinned."""
+    """What the CPU plugin runs on this device when nothing is pinned: f16 on ARM cores
+    with half-precision arithmetic (the profile's features list asimdhp, e.g. Cortex-A76;
+    a profile that lists no features is assumed to have it), f32 on those without (e.g.
+    Cortex-A72: counted under emulation, the plugin then runs f32)."""
     if profile.arch == "aarch64":
-        return "f16"
+        return "f16" if "asimdhp" in profile.features or not profile.features else "f32"
     return "bf16" if "bf16" in profile.cpu.lower() or "amx" in profile.cpu.lower() else "f32"
 
 
@@ -63,8 +73,10 @@ class OpenvinoTarget(Target):
         # first the source model itself, for formats OpenVINO reads (no ONNX hop)
         native = [Strategy("convert-source", source_formats=SOURCE_FORMATS)]
         if precision == "int8":
-            return [*native, Strategy("nncf"), Strategy("nncf-accuracy-control"),
-                    Strategy("convert-source +accuracy-control", source_formats=SOURCE_FORMATS)]
+            return [*native, Strategy("nncf"),
+                    Strategy("nncf-accuracy-control", accuracy_control=True),
+                    Strategy("convert-source +accuracy-control", source_formats=SOURCE_FORMATS,
+                             accuracy_control=True)]
         return [*native, Strategy("default")]
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
@@ -81,7 +93,7 @@ class OpenvinoTarget(Target):
         if precision == "int8":
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
-            if ctx.strategy.endswith("accuracy-control"):
+            if ctx.strategy.accuracy_control:
                 ov_model, notes = _quantize_with_control(ov_model, calib,
                                                          ctx.options.get("preset"), ctx.tolerance)
             else:
@@ -92,12 +104,14 @@ class OpenvinoTarget(Target):
             ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
             notes = ["weight-only int8 (nncf.compress_weights INT8_ASYM); activations in the "
                      "plugin's inference precision"]
+        _number_generated_names(ov_model)
         ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
         device = device_default_precision(profile)
         config = {}
         if precision == "fp32" and ctx.variant != DEVICE_DEFAULT:
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-            notes.append(f"inference precision pinned to f32 (the device's default is {device})")
+            config.update(FP32_CONFIG)
+            notes.append(f"inference precision pinned to f32 (the device's default is {device}) "
+                         "and dynamic quantization of compressed-weight MatMuls off")
         elif device == "f32":
             # what the device runs anyway; pinned so that a bf16-capable build host measures
             # the device's numbers, not its own
@@ -109,13 +123,23 @@ class OpenvinoTarget(Target):
         need = MIN_GLIBC.get(profile.arch, "2.35")
         notes.append(f"openvino's {profile.arch} wheels need glibc >= {need} "
                      f"(this profile: {profile.glibc}); older systems cannot pip-install them")
-        inputs = [_spec(p) for p in ov_model.inputs]
-        outputs = [_spec(p) for p in ov_model.outputs]
+        inputs, outputs, io_notes = _io(ov_model, model, ctx.source)
+        notes += io_notes
         return Lowered("model.xml", ["model.xml", "model.bin"], inputs, outputs,
                        runtime_options={"openvino_config": config,
                                         "device_inference_precision": config.get(
                                             "INFERENCE_PRECISION_HINT", device)},
                        notes=notes)
+
+
+def _number_generated_names(ov_model) -> None:
+    """Names OpenVINO generates (``Convert_38610``) count every node the process has made, so
+    the same build wrote a different model.xml from one run to the next: number them by their
+    place in the graph instead. Names from the model itself are kept."""
+    for i, op in enumerate(ov_model.get_ordered_ops()):
+        kind, _, number = op.get_friendly_name().rpartition("_")
+        if kind == op.get_type_name() and number.isdigit():
+            op.set_friendly_name(f"{kind}_{i}")
 
 
 def _quantize(ov_model, calib: Dataset, preset: str | None):
@@ -166,9 +190,21 @@ def _from_source(source: dict):
                           for i, (n, s) in enumerate(shapes.items())})
     for port, name in zip(ov_model.inputs, shapes, strict=True):
         port.get_tensor().set_names({name})
-    for port, name in zip(ov_model.outputs, source["outputs"], strict=True):
-        port.get_tensor().set_names({name})
+    _name_outputs(ov_model.outputs, source["outputs"],
+                  source.get("output_tensors") or source["outputs"])
     return ov_model
+
+
+def _name_outputs(ports, names: list[str], tensors: list[str]) -> None:
+    """Give each output port the name the source's output has: the port of the source's
+    tensor (two outputs may be one tensor, one port then carries both names), else the port
+    at its position."""
+    for i, (name, tensor) in enumerate(zip(names, tensors, strict=True)):
+        port = next((p for p in ports if tensor in p.get_names()), None)
+        if port is None and len(ports) == len(names):
+            port = ports[i]
+        if port is not None:
+            port.get_tensor().add_names({name})
 
 
 def _quantize_with_control(ov_model, calib: Dataset, preset: str | None, tolerance: dict):
@@ -181,7 +217,7 @@ def _quantize_with_control(ov_model, calib: Dataset, preset: str | None, toleran
     from edgepack.device import core
 
     feeds = list(calib.feeds())
-    fp32 = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    fp32 = ov.Core().compile_model(ov_model, "CPU", FP32_CONFIG)
     names = [o.get_any_name() for o in fp32.outputs]
     expected = {n: [] for n in names}
     for feed in feeds:
@@ -214,11 +250,46 @@ def _quantize_with_control(ov_model, calib: Dataset, preset: str | None, toleran
         f"samples; {kept} quantizers left), {preset} preset"]
 
 
-def _spec(port) -> dict:
+def _io(ov_model, model: Path, source: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """Manifest entries of the inputs and outputs under the names users feed and read (the
+    ONNX model's, or the source's), each with where OpenVINO has it: its position and every
+    name its tensor carries (``runtime_index``, ``runtime_names``). The backend looks a
+    tensor up by those, since compiling can merge tensors and change which name a port
+    reports first (an output lost by name is "the runtime returned no output")."""
+    if source:
+        wanted = ([i["name"] for i in source["inputs"]], list(source["outputs"]))
+    else:
+        from edgepack.importers.onnx import io_specs
+
+        ins, outs = io_specs(model)
+        wanted = ([i["name"] for i in ins], [o["name"] for o in outs])
+    inputs, in_notes = _bind(ov_model.inputs, wanted[0])
+    outputs, out_notes = _bind(ov_model.outputs, wanted[1])
+    return inputs, outputs, in_notes + out_notes
+
+
+def _bind(ports, names: list[str]) -> tuple[list[dict], list[str]]:
+    """One entry per name, for the port that carries it, else the port at its position (when
+    the counts agree); a name no port carries is left out (an input OpenVINO dropped as
+    unused) or, for lack of a port, reported by the backend when the bundle runs."""
+    entries, notes = [], []
+    for i, name in enumerate(names):
+        index = next((j for j, p in enumerate(ports) if name in p.get_names()), None)
+        if index is None and len(ports) == len(names):
+            index = i
+            notes.append(f"'{name}' is OpenVINO's tensor {i} "
+                         f"({', '.join(sorted(ports[i].get_names())) or 'unnamed'}), bound by "
+                         "position")
+        if index is not None:
+            entries.append({**_spec(ports[index], name), "runtime_index": index,
+                            "runtime_names": sorted(ports[index].get_names())})
+    return entries, notes
+
+
+def _spec(port, name: str) -> dict:
     import numpy as np
 
     shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
-    name = port.get_any_name()
     dtype = np.dtype(port.get_element_type().to_dtype()).name
     layout = "NCHW" if len(shape) == 4 and shape[1] in (1, 3, 4) else None
     return {"name": name, "dtype": dtype, "shape": shape, "layout": layout, "onnx_name": name,

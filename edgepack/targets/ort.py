@@ -89,8 +89,12 @@ class OrtTarget(Target):
         # ops (int8 elementwise ops cost more than they gain), then only MatMul/Gemm; each
         # leaves the tensors whose quantization costs most in float until the budget holds,
         # and the speed gate keeps only what is faster than fp32.
-        return {"int8-dynamic": [Strategy("dynamic-matmul"), Strategy("dynamic-all")],
-                "int8": [Strategy("qdq-all"), Strategy("qdq-compute"), Strategy("qdq-matmul")]
+        return {"int8-dynamic": [Strategy("dynamic-matmul",
+                                          op_types=quantize.DYNAMIC_MATMUL_OPS),
+                                 Strategy("dynamic-all")],
+                "int8": [Strategy("qdq-all"),
+                         Strategy("qdq-compute", op_types=quantize.COMPUTE_OPS),
+                         Strategy("qdq-matmul", op_types=("MatMul", "Gemm"))],
                 }.get(precision, [Strategy("default")])
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
@@ -105,17 +109,13 @@ class OrtTarget(Target):
             elif precision == "fp16":
                 notes = quantize.to_fp16(model, staged)
             elif precision == "int8-dynamic":
-                notes = quantize.quantize_int8_dynamic(
-                    model, staged, quantize.DYNAMIC_MATMUL_OPS
-                    if ctx.strategy == "dynamic-matmul" else None)
+                notes = quantize.quantize_int8_dynamic(model, staged, ctx.strategy.op_types)
             elif precision == "int8":
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")
-                op_types = {"qdq-compute": quantize.COMPUTE_OPS,
-                            "qdq-matmul": ("MatMul", "Gemm")}.get(ctx.strategy)
                 notes = quantize.quantize_int8_excluding(model, staged, calib,
                                                          ctx.calibration_method,
-                                                         ctx.tolerance, op_types)
+                                                         ctx.tolerance, ctx.strategy.op_types)
             else:
                 raise ValueError(precision)
             notes += to_ort_format(staged, out_dir, profile.arch, ctx.timeout)

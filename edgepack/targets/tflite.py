@@ -72,11 +72,10 @@ class TfliteTarget(Target):
                 lo = chain.python[0]
                 why = (f"not installed ({INSTALL_HINT})" if chain.find_python() else
                        f"needs Python >= {lo[0]}.{lo[1]}, none found")
-            out.append(Strategy(strategy_name(chain), why))
+            out.append(Strategy(strategy_name(chain), why, toolchain=chain.name))
         # recurrent ops are where the converters go wrong most: the same converters on the
         # unrolled equations (tried only for models that have LSTM/GRU/RNN nodes)
-        out += [Strategy(f"{s.name} +unroll-rnn", s.unavailable, ("unroll-rnn",))
-                for s in list(out)]
+        out += [s.with_rewrite("unroll-rnn") for s in list(out)]
         # native paths first: a TFLite source as it is; TensorFlow's own converter (and
         # quantizer) for Keras and SavedModel sources
         native = [Strategy("tf.lite.TFLiteConverter", source_formats=("keras", "saved-model"))]
@@ -88,8 +87,7 @@ class TfliteTarget(Target):
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
         if ctx.source:
             return _lower_source(model, precision, calib, out_dir, ctx)
-        chain = next(c for c in self.toolchains
-                     if ctx.strategy.split(" +")[0] == strategy_name(c))
+        chain = next(c for c in self.toolchains if c.name == ctx.strategy.toolchain)
         int8_io = bool(ctx.options.get("int8_io"))
         quant = precision in ("int8", "int8-dynamic")
         if precision == "int8" and calib is None:
@@ -103,10 +101,11 @@ class TfliteTarget(Target):
         produced = run_dir / stem_file
         if not produced.is_file():
             why = f" ({stats['reason']})" if stats.get("reason") else ""
-            raise RuntimeError(f"{ctx.strategy} wrote no {stem_file}{why}; see the cell's log")
+            raise RuntimeError(f"{ctx.strategy.name} wrote no {stem_file}{why}; see the cell's "
+                               "log")
         shutil.copyfile(produced, out_dir / "model.tflite")
         inputs, outputs, io_notes = describe_io(out_dir / "model.tflite", model)
-        notes = [f"converted by {ctx.strategy} ({stem_file})", *io_notes]
+        notes = [f"converted by {ctx.strategy.name} ({stem_file})", *io_notes]
         if quant and calib is not None and precision == "int8":
             notes.append(f"int8 calibrated on {calib.samples} samples ({calib.kind}: "
                          f"{calib.source}); {'int8' if int8_io else 'float32'} I/O")
@@ -137,7 +136,10 @@ def _lower_source(model: Path, precision: str, calib: Dataset | None, out_dir: P
                                              ctx.source["inputs"]], ctx.source["outputs"],
                                     precision, calib_file, target, out_dir.parent, ctx.timeout)
         notes = [f"converted by {record['converter']} from the source model ({precision})"]
-    inputs, outputs, io_notes = describe_io(target, model)
+    if model.suffix == ".onnx":
+        inputs, outputs, io_notes = describe_io(target, model)
+    else:  # no ONNX model (its export failed): the source's own I/O
+        inputs, outputs, io_notes = describe_source_io(target, ctx.source)
     return Lowered("model.tflite", ["model.tflite"], inputs, outputs, notes=notes + io_notes)
 
 
@@ -174,6 +176,9 @@ def _convert(chain: Toolchain, model: Path, calib: Dataset | None, quant: bool,
         shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
                   for i in graph.graph.input}
         for name, arr in calib.arrays.items():
+            if name.startswith("-"):  # an argument of -cind, which argparse takes as an option
+                raise RuntimeError(f"input '{name}' starts with '-': onnx2tf would read the "
+                                   "name as an option, so it cannot calibrate that input")
             # samples [N, *shape] -> rows [N * shape[0], *shape[1:]], NHWC for images
             data = arr.reshape(-1, *shapes[name][1:]) if shapes.get(name) else arr
             data = data.transpose(0, 2, 3, 1) if data.ndim == 4 else data
@@ -280,6 +285,21 @@ def describe_io(tflite: Path, onnx_model: Path) -> tuple[list[dict], list[dict],
     it = Interpreter(model_path=str(tflite))
     ins, in_notes = bind([TensorSpec.from_dict(d) for d in inputs], it.get_input_details())
     outs, out_notes = bind([TensorSpec.from_dict(d) for d in outputs], it.get_output_details())
+    return ins, outs, in_notes + out_notes
+
+
+def describe_source_io(tflite: Path, source: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """The manifest's I/O of a .tflite written from the source model, bound to the source's
+    own inputs and outputs (their shapes and dtypes as the .tflite has them)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(tflite))
+    inputs = [TensorSpec.from_dict(d) for d in source["inputs"]]
+    details = it.get_output_details()
+    outputs = [TensorSpec(name, np.dtype(d["dtype"]).name, tuple(int(v) for v in d["shape"]))
+               for name, d in zip(source["outputs"], details, strict=True)]
+    ins, in_notes = bind(inputs, it.get_input_details())
+    outs, out_notes = bind(outputs, details)
     return ins, outs, in_notes + out_notes
 
 

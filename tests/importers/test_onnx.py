@@ -1,7 +1,8 @@
 import pytest
 
 from edgepack.errors import ModelError, ShapeError
-from edgepack.importers.onnx import import_onnx, parse_input_shapes, read_onnx, summarize_onnx
+from edgepack.importers.onnx import import_onnx, read_onnx, summarize_onnx
+from edgepack.options import parse_input_shapes
 from tests.conftest import make_matmul_model
 
 

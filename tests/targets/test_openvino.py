@@ -13,7 +13,7 @@ from tests.test_pipeline import _cells, _report
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     out = tmp_path_factory.mktemp("ov") / "dist"
-    r = build_sample("mobilenet_digits", out, "--profile", "x86-64,rpi4", "--target",
+    r = build_sample("mobilenet_digits", out, "--profile", "x86-64,rpi5", "--target",
                      "ort,openvino", "--precision", "fp32,fp16,int8-dynamic,int8")
     return r, out
 
@@ -38,7 +38,7 @@ def test_one_report_compares_runtimes(both):
     assert "fp32 (device-default) [" in r.stderr  # the terminal table shows what ran
     report = _report(out, "mobilenet_digits")
     targets = {(c["profile"], c["target"]) for c in report["cells"] if c["status"] == "ok"}
-    assert targets == {(p, t) for p in ("x86-64", "rpi4") for t in ("ort", "openvino")}
+    assert targets == {(p, t) for p in ("x86-64", "rpi5") for t in ("ort", "openvino")}
     md = (out / "mobilenet_digits" / "report.md").read_text()
     assert "| x86-64 | ort | fp32 |" in md and "| x86-64 | openvino | fp32 [f32] |" in md
 
@@ -46,14 +46,15 @@ def test_one_report_compares_runtimes(both):
 def test_fp32_is_pinned_to_f32_and_device_default_is_measured(both):
     _, out = both
     cells = _cells(_report(out, "mobilenet_digits"))
-    fp32 = cells["rpi4/openvino-fp32"]
+    fp32 = cells["rpi5/openvino-fp32"]
     assert "float32" in fp32["runtime"]["inference_precision"]
     manifest = json.loads((out / "mobilenet_digits" / fp32["bundle"] / "manifest.json")
                           .read_text())
     options = manifest["runtime"]["options"]
-    assert options["openvino_config"] == {"INFERENCE_PRECISION_HINT": "f32"}
+    assert options["openvino_config"] == {"INFERENCE_PRECISION_HINT": "f32",
+                                          "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
     assert options["device_inference_precision"] == "f32"
-    default = cells["rpi4/openvino-fp32-device-default"]
+    default = cells["rpi5/openvino-fp32-device-default"]
     assert default["status"] == "ok" and default["accuracy"]["budget"]["min_cosine"] == 0.999
     dm = json.loads((out / "mobilenet_digits" / default["bundle"] / "manifest.json").read_text())
     assert dm["runtime"]["options"]["device_inference_precision"] == "f16"
@@ -63,14 +64,14 @@ def test_fp32_is_pinned_to_f32_and_device_default_is_measured(both):
 
 def test_requirements_and_readme_for_arm(both):
     _, out = both
-    bundle = out / "mobilenet_digits" / "rpi4" / "openvino-int8"
+    bundle = out / "mobilenet_digits" / "rpi5" / "openvino-int8"
     assert "openvino==" in (bundle / "requirements.txt").read_text()
     assert "glibc >= 2.35" in (bundle / "README.md").read_text()
 
 
 def test_selftest_needs_only_openvino_and_numpy(both, tmp_path):
     _, out = both
-    r = selftest_extracted(out / "mobilenet_digits" / "rpi4" / "openvino-int8.tar.gz", tmp_path,
+    r = selftest_extracted(out / "mobilenet_digits" / "rpi5" / "openvino-int8.tar.gz", tmp_path,
                            "openvino", ("onnxruntime", "ai_edge_litert"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "selftest passed on openvino" in r.stdout
@@ -83,3 +84,16 @@ def test_old_glibc_profile_is_refused(tmp_path, samples):
     assert r.returncode == 2
     assert "glibc" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_device_default_variant_only_where_the_cpu_computes_fp16():
+    """The A76 (rpi5) has half-precision arithmetic, so OpenVINO's CPU default is f16 there
+    and fp32 gets a measured device-default row; the A72 (rpi4) and x86 run f32 by default."""
+    from edgepack.profiles import load_profile
+    from edgepack.targets.openvino import DEVICE_DEFAULT, OpenvinoTarget
+
+    target = OpenvinoTarget()
+    assert target.variants("fp32", load_profile("rpi5")) == [None, DEVICE_DEFAULT]
+    for name in ("rpi4", "x86-64"):
+        assert target.variants("fp32", load_profile(name)) == [None]
+    assert target.variants("fp16", load_profile("rpi5")) == [None]

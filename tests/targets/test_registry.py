@@ -28,7 +28,7 @@ def test_round_trip_fp32(name, samples, tmp_path):
     out = tmp_path / "bundle"
     out.mkdir()
     profile = load_profile("x86-64")
-    strategy = next(s.name for s in target.strategies("fp32", profile)
+    strategy = next(s for s in target.strategies("fp32", profile)
                     if not (s.unavailable or s.rewrites or s.source_formats))
     lowered = target.lower(ref.path, "fp32", profile, None, out,
                            LowerContext(strategy=strategy, cache_dir=str(tmp_path / "cache")))

@@ -145,7 +145,7 @@ def test_bind_by_shape_when_names_are_lost():
 
 
 def test_failed_conversion_is_cached_with_its_reason(tmp_path, monkeypatch):
-    from edgepack.targets.base import LowerContext
+    from edgepack.targets.base import LowerContext, Strategy
     from edgepack.targets.tflite import TfliteTarget, strategy_name
     from edgepack.toolchains import Toolchain
     from tests.conftest import make_matmul_model
@@ -159,7 +159,8 @@ def test_failed_conversion_is_cached_with_its_reason(tmp_path, monkeypatch):
     target = TfliteTarget()
     target.toolchains = (chain,)
     model = make_matmul_model(tmp_path / "m.onnx")
-    ctx = LowerContext(strategy=strategy_name(chain), cache_dir=str(tmp_path / "work"),
+    ctx = LowerContext(strategy=Strategy(strategy_name(chain), toolchain=chain.name),
+                       cache_dir=str(tmp_path / "work"),
                        timeout=60, log=str(tmp_path / "cell.log"))
     for attempt in range(2):  # the second cell reuses the run, and its failure
         out = tmp_path / f"out{attempt}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -11,6 +12,8 @@ class Backend:
         self.session = None
 
     def load(self) -> dict:
+        # telemetry would start short-lived threads during inference (counted under emulation)
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime
 
         so = onnxruntime.SessionOptions()

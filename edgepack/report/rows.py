@@ -1,0 +1,203 @@
+"""The rows every rendering of a report shares (terminal table, Markdown, HTML): one row per
+cell and one per board it ran on, and the summary lines above them."""
+
+from __future__ import annotations
+
+import math
+
+from edgepack.report.model import Cell, Report
+
+COLUMNS = ("profile", "target", "precision", "status", "top-1", "agreement", "cosine",
+           "emulated", "device p50 ms", "speedup", "host p50 ms", "host p90 ms", "cold ms",
+           "peak RSS", "size", "reason")
+SOURCE_MARK = {"estimate": "est", "board": "board", "host": "host"}
+
+
+def accuracy_numbers(outputs: dict) -> tuple[str, str, str]:
+    top1 = agree = ""
+    cosines = [m["cosine"] for m in outputs.values() if "cosine" in m]
+    cosines += [m["match"] for m in outputs.values() if "match" in m]
+    for m in outputs.values():
+        if "top1" in m:
+            top1 = f"{m['top1'] * 100:.2f}%"
+            if "top1_reference" in m:
+                top1 += f" ({m['top1_reference'] * 100:.2f}%)"
+        if "top1_agreement" in m:
+            agree = f"{m['top1_agreement'] * 100:.2f}%"
+        elif "step_agreement" in m and isinstance(m["step_agreement"], int | float):
+            agree = f"{m['step_agreement'] * 100:.2f}% steps"
+        elif "map_iou" in m and isinstance(m["map_iou"], int | float):
+            agree = f"IoU {m['map_iou']:.3f}"
+    # a report read back from JSON holds non-finite numbers as strings ("nan", "inf")
+    numbers = [c for c in cosines if isinstance(c, int | float)]
+    cosine = f"{min(numbers):.5f}" if numbers else ("nan" if cosines else "")
+    return top1, agree, cosine
+
+
+def _timing(latency: dict | None, memory: dict | None) -> tuple[str, str, str, str]:
+    """p50, p90, cold start and peak RSS, formatted."""
+    lat = latency or {}
+    cold = lat.get("cold_start_ms") or {}
+    mem = (memory or {}).get("peak_rss_bytes")
+    return (f"{lat['p50']:.3f}" if "p50" in lat else "",
+            f"{lat['p90']:.3f}" if "p90" in lat else "",
+            f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
+            f"{mem / 2**20:.0f} MiB" if mem else "")
+
+
+def table_rows(cells: list[Cell]) -> tuple[tuple[str, ...], list[tuple[str, list[str]]]]:
+    """The columns and the (status, values) rows of ``cells``: one row per cell, then one
+    per board it ran on (--remote), with the board's own accuracy and latency. Optional
+    columns that are empty in every row are left out."""
+    rows = []
+    for cell in cells:
+        rows.append((cell.status, cell_row(cell)))
+        rows += [(b.get("status", "failed"), board_row(cell, b)) for b in cell.boards]
+    keep = [i for i, col in enumerate(COLUMNS)
+            if col not in OPTIONAL or any(values[i] for _, values in rows)]
+    return (tuple(COLUMNS[i] for i in keep),
+            [(status, [values[i] for i in keep]) for status, values in rows])
+
+
+OPTIONAL = ("emulated", "speedup", "top-1", "agreement", "device p50 ms")
+
+
+def board_row(cell: Cell, board: dict) -> list[str]:
+    """A board's own numbers for a cell's bundle (accuracy gated like the host's)."""
+    top1, agree, cosine = accuracy_numbers(board.get("outputs") or {})
+    p50, p90, cold, rss = _timing(board.get("latency"), board.get("memory"))
+    ident = board.get("identity") or {}
+    where = ", ".join(v for v in (ident.get("machine"), ident.get("model")) if v)
+    return ["", "", f"↳ on {board['remote']}" + (f" ({where})" if where else ""),
+            board.get("status", "failed"), top1, agree, cosine, "", p50, "", "", p90, cold,
+            rss, "", board.get("reason") or ""]
+
+
+def cell_row(cell: Cell) -> list[str]:
+    top1, agree, cosine = accuracy_numbers((cell.accuracy or {}).get("outputs", {}))
+    p50, p90, cold, rss = _timing(cell.latency, cell.memory)
+    precision = cell.precision + (f" ({cell.variant})" if cell.variant else "")
+    precision += " ← auto" if cell.chosen else ""
+    measured = (cell.runtime or {}).get("inference_precision")
+    if measured:
+        precision += f" [{_short_type(measured)}]"
+    return [
+        cell.profile, cell.target, precision, cell.status, top1, agree, cosine, _emulated(cell),
+        device_p50(cell), _speedup(cell), p50, p90, cold, rss,
+        f"{cell.size / 1024:.1f} KiB" if cell.size else "", cell.reason or "",
+    ]
+
+
+def device_p50(cell: Cell) -> str:
+    """The estimated device p50, e.g. '≈12.3 (A76)' (never shown as a measurement)."""
+    device = cell.device or {}
+    if device.get("status") != "ok":
+        return ""
+    cpu = str(device.get("cpu", "")).replace("Cortex-", "")
+    return f"≈{device['p50_ms']:.3g} ({cpu})"
+
+
+def _emulated(cell: Cell) -> str:
+    """The accuracy measured on the emulated CPU, beside the host's: 'a72 ✓ 1.00000'."""
+    e = cell.emulated or {}
+    if not e:
+        return ""
+    if e.get("status") == "not emulated":
+        return "not emulated"
+    values = [m.get("cosine", m.get("match")) for m in (e.get("outputs") or {}).values()]
+    values = [v for v in values if isinstance(v, float)]
+    mark = "ok" if e["status"] == "ok" else "FAILED"
+    cpu = e.get("cpu", "").replace("cortex-", "")
+    return f"{cpu} {mark} {min(values):.5f}" if values else f"{cpu} {mark}"
+
+
+def _speedup(cell: Cell) -> str:
+    """The speedup over fp32 and its source, e.g. '2.47× est' (see cell.speed)."""
+    speed = cell.speed or {}
+    if not speed.get("speedup"):
+        return ""
+    mark = SOURCE_MARK.get(speed.get("source", "host"), "")
+    return f"{speed['speedup']:.2f}× {mark}".strip()
+
+
+def _short_type(ov_type: str) -> str:
+    """'<Type: 'bfloat16'>' -> 'bf16' (how OpenVINO prints its element types)."""
+    for long, short in (("bfloat16", "bf16"), ("float16", "f16"), ("float32", "f32")):
+        if long in ov_type:
+            return short
+    return ov_type
+
+
+def summary_lines(report: Report) -> list[str]:
+    host = report.host
+    counts = {s: sum(c.status == s for c in report.cells)
+              for s in ("ok", "failed", "skipped", "declined")}
+    evaluation, calib = report.data.get("eval") or {}, report.data.get("calib") or {}
+    split = report.data.get("split")
+    if split:
+        held = (f"; --data split (seed {split['seed']}): {split['calib_samples']} samples "
+                f"calibrate, the other {split['eval_samples']} evaluate")
+    elif report.data.get("in_sample"):
+        held = "; **in-sample**: accuracy is measured on the calibration samples"
+    else:
+        held = ""
+    return [
+        f"Source: `{report.source['file']}` (sha256 {report.source['sha256'][:12]}…)",
+        f"Result: **{'PASS' if report.ok else 'FAIL'}** — {counts['ok']} ok, "
+        f"{counts['failed']} failed, {counts['skipped']} skipped"
+        + (f", {counts['declined']} declined (accurate, not shown faster than fp32)"
+           if counts["declined"] else ""),
+        f"Accuracy data: {evaluation.get('kind', '?')} ({evaluation.get('source', '?')}); "
+        f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')}){held}",
+        speed_sources(report),
+        f"host columns: measured on the build host, not on the device: {host['cpu']} "
+        f"({host['machine']}, {host['cpus']} CPUs), {host['os']}, Python {host['python']}. "
+        "top-1 shows the bundle (reference in brackets); cosine is the lowest over outputs; "
+        "speedup is the fp32 bundle's time over this one's, same profile and target, from "
+        "the source it names (est: estimated for the device's CPU; host: timed interleaved "
+        "in fresh processes on the build host; board: measured on the board)."
+        + (" Rows marked ↳ were measured on the named board (--remote): its own accuracy, "
+           "latency and memory; its identity is in report.json."
+           if any(c.boards for c in report.cells) else "")
+        + (" The emulated column is the accuracy measured on the profile's CPU model under "
+           "qemu (--emulate; no latency is taken there)."
+           if any(c.emulated for c in report.cells) else ""),
+    ]
+
+
+def speed_sources(report: Report) -> str:
+    """Where each profile's speed figures come from, in one line."""
+    by_profile: dict[str, str] = {}
+    for c in report.cells:
+        device = c.device or {}
+        if device.get("status") == "ok":
+            by_profile[c.profile] = (
+                f"{c.profile}: device p50 estimated for {device['cpu']} @ "
+                f"{device['clock_ghz']:g} GHz, {device['threads']} threads, from instructions "
+                f"counted under qemu on its CPU model (±{_spread(device):.0f}%; an estimate, "
+                "not a measurement)")
+        elif device.get("reason") and c.profile not in by_profile:
+            by_profile[c.profile] = f"{c.profile}: not estimated ({device['reason']})"
+    return "Device speed: " + ("; ".join(by_profile.values()) if by_profile else
+                               "no device estimates; every speed figure is the build host's")
+
+
+def _spread(device: dict) -> float:
+    if "uncertainty" in device:  # model version 2: the largest relative error of its checks
+        return device["uncertainty"] * 100
+    return (device["high_ms"] / device["p50_ms"] - 1) * 100 if device.get("p50_ms") else 0.0
+
+
+def number(value) -> float | None:
+    """``value`` as a finite float, else None (report.json writes inf/nan as strings)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def human_bytes(n: float) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.2f} MiB"
+    return f"{n / 2**10:.1f} KiB"

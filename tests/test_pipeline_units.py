@@ -1,0 +1,172 @@
+"""The pipeline's pieces in this process: the plan, a cell's steps and record, the cache's
+keys. (The end-to-end tests run them through the CLI.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from edgepack.errors import TargetError, UsageError
+from edgepack.options import CELL, PREPARE, build_options, cache_values, report_settings
+from edgepack.pipeline.attempts import Tried, Verified, candidates, keep_rejected
+from edgepack.pipeline.bundling import CellPaths
+from edgepack.pipeline.cache import BuildCache
+from edgepack.pipeline.cells import CellContext, Outcome, build_cell, failure_reason, finish
+from edgepack.pipeline.options import validate
+from edgepack.pipeline.plan import plan, select_cells
+from edgepack.report.model import Attempt
+from edgepack.targets.base import Lowered, Strategy
+from tests.conftest import make_matmul_model
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    return make_matmul_model(tmp_path / "tiny.onnx", features=4, classes=3)
+
+
+def _opts(model: Path, tmp_path: Path, **values):
+    return build_options({"model": model, "output": tmp_path / "dist", **values})
+
+
+# --------------------------------------------------------------------------- plan
+def test_plan_builds_fp32_first_as_the_baseline(model, tmp_path):
+    cells = plan(_opts(model, tmp_path, profiles=("rpi4",), targets=("ort",),
+                       precisions=("int8", "fp16")))
+    assert [p.cell.key for p in cells] == ["rpi4/ort-fp32", "rpi4/ort-int8", "rpi4/ort-fp16"]
+    assert "speed baseline" in " ".join(cells[0].cell.notes)
+    assert [s.name for s in cells[1].strategies] == ["qdq-all", "qdq-compute", "qdq-matmul"]
+    assert cells[1].strategies[1].op_types  # typed parameters, not a name to parse
+
+
+def test_plan_narrows_strategies_and_selects_cells(model, tmp_path):
+    opts = _opts(model, tmp_path, profiles=("rpi4",), targets=("ort",),
+                 precisions=("int8-dynamic",), strategy="dynamic-all")
+    cells = plan(opts)
+    assert [s.name for s in cells[1].strategies] == ["dynamic-all"]
+    picked = select_cells(("rpi4/ort-int8-dynamic",), plan(replace(opts, strategy=None)))
+    assert [p.cell.key for p in picked] == ["rpi4/ort-fp32", "rpi4/ort-int8-dynamic"]
+    with pytest.raises(TargetError, match="no such cell"):
+        select_cells(("rpi4/nothing",), cells)
+
+
+def test_plan_refuses_what_cannot_be_built(model, tmp_path):
+    with pytest.raises(TargetError, match="strategy 'nope' matches none"):
+        plan(_opts(model, tmp_path, targets=("ort",), strategy="nope"))
+    with pytest.raises(UsageError, match="--cell names no cell"):
+        validate(_opts(model, tmp_path, cells=()))
+
+
+# --------------------------------------------------------------------------- cell record
+class _Prepared:
+    branch_inputs = ["mode"]
+
+
+def _ctx(tmp_path: Path, **values) -> CellContext:
+    opts = _opts(tmp_path / "m.onnx", tmp_path, **values)
+    return CellContext(opts, _Prepared(), tmp_path / "work", tmp_path / "stage",
+                       {"host": "here"}, threading.Lock())
+
+
+def test_a_cell_record_is_written_once_from_its_outcome(model, tmp_path):
+    ctx = _ctx(tmp_path)
+    (p, _) = plan(_opts(model, tmp_path, profiles=("rpi4",), targets=("ort",),
+                        precisions=("fp32",)))[:1] * 2
+    paths = CellPaths.of(ctx.stage, ctx.work, p.cell)
+    lowered = Lowered("model.ort", ["model.ort"], [], [], notes=["lowered note"])
+    verified = Verified(lowered, {"outputs": {}}, [{"name": "g", "ok": True}], {"r": 1}, True,
+                        None)
+    tried = Tried((Attempt("default", "accepted"),), verified, verified, 1.5, 0.5)
+    cell = finish(ctx, p, paths, Outcome(tried, failure="benchmark failed: boom"))
+    assert cell.status == "failed" and cell.reason == "benchmark failed: boom"
+    assert cell.notes[-1] == "lowered note" and cell.runtime == {"r": 1}
+    assert cell.timings == {"lower_s": 1.5, "verify_s": 0.5} and cell.latency is None
+    assert p.cell.status == "pending"  # the planned record is not written to
+
+
+def test_failure_reason_names_attempts_and_the_flag_that_may_help(tmp_path):
+    ctx = _ctx(tmp_path)
+    tried = Tried((Attempt("a", "skipped", reason="not installed"),
+                   Attempt("b", "rejected", reason="lowering failed: x", model="prepared"),
+                   Attempt("b", "rejected", reason="accuracy outside budget", model="minimal")))
+    reason = failure_reason(ctx, tried)
+    assert reason.startswith("all 2 attempts rejected (strategies: b; prepared models: "
+                             "prepared, minimal); last: accuracy outside budget")
+    assert "--fix-input mode=VALUE" in reason
+    only_skipped = Tried((Attempt("a", "skipped", reason="not installed"),))
+    assert failure_reason(replace(ctx, opts=replace(ctx.opts, fix_inputs={"mode": (1.0,)})),
+                          only_skipped) == "no lowering strategy is available: a: not installed"
+
+
+def test_a_rejected_bundle_is_kept_under_failed(tmp_path):
+    bundle = tmp_path / "stage" / "rpi4" / "ort-fp32"
+    bundle.mkdir(parents=True)
+    (bundle / "model.ort").write_bytes(b"x")
+    cell = type("C", (), {"profile": "rpi4", "name": "ort-fp32"})()
+    kept = keep_rejected(tmp_path / "stage", cell, bundle, 2, "onnx2tf-1.29 +unroll-rnn",
+                         "minimal")
+    assert kept == "failed/rpi4/ort-fp32/2-onnx2tf-1.29-unroll-rnn-minimal"
+    assert (tmp_path / "stage" / kept / "model.ort").is_file() and not bundle.exists()
+
+
+def test_native_strategies_come_first_and_only_for_their_format(tmp_path):
+    models = {"prepared": tmp_path / "p.onnx", "minimal": tmp_path / "m.onnx"}
+    models["prepared"].write_bytes(b"1")
+    models["minimal"].write_bytes(b"2")
+    source = type("S", (), {"format": "tflite", "path": tmp_path / "model.tflite"})()
+    prepared = type("P", (), {"imported": type("I", (), {"source": source})(),
+                              "models": models, "model": models["prepared"]})()
+    target = type("T", (), {"standard_ops_only": True})()
+    strategies = [Strategy("native", source_formats=("tflite",)), Strategy("convert")]
+    planned = type("PC", (), {"strategies": strategies, "target": target})()
+    tries = [(label, s.name) for label, _, s in candidates(prepared, {}, planned)]
+    assert tries == [("source", "native"), ("prepared", "convert"), ("minimal", "convert")]
+    fixed = [(label, s.name) for label, _, s in candidates(prepared, {"x": (1.0,)}, planned)]
+    assert fixed == [("prepared", "convert"), ("minimal", "convert")]
+
+
+def test_strategies_cross_the_process_boundary_whole():
+    s = Strategy("x", op_types=("MatMul",), rewrites=("unroll-rnn",), accuracy_control=True)
+    assert Strategy.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    assert s.with_rewrite("r").rewrites == ("unroll-rnn", "r")
+
+
+# --------------------------------------------------------------------------- cache keys
+def test_cache_keys_follow_the_option_table(model, tmp_path):
+    cache = BuildCache(tmp_path / "cache")
+    data = tmp_path / "d.npz"
+    data.write_bytes(b"one")
+    opts = _opts(model, tmp_path, profiles=("rpi4",), targets=("ort",), precisions=("fp32",),
+                 data=data)
+    (p,) = plan(opts)
+    from edgepack.importers import parse_model
+
+    source = parse_model(model)
+    pkey = cache.prepare_key(opts, source, False)
+    key = cache.cell_key(pkey, opts, p)
+    assert cache.cell_key(pkey, replace(opts, runs=99), p) == key  # timing: not in the key
+    assert cache.cell_key(pkey, replace(opts, min_cosine=0.5), p) != key
+    assert cache.cell_key(pkey, replace(opts, max_size_mb=3.0), p) != key
+    data.write_bytes(b"two")  # the data file's content, not its path
+    assert cache.prepare_key(opts, source, False) != pkey
+    assert "data" in cache_values(opts, PREPARE) and "min_cosine" in cache_values(opts, CELL)
+    assert report_settings(opts)["calibration_method"] == "minmax"
+
+
+def test_a_cell_is_built_in_process_with_a_real_target(model, tmp_path):
+    """build_cell itself (its children are real processes) on the ort target."""
+    from edgepack.pipeline.prepare import prepare
+
+    opts = _opts(model, tmp_path, profiles=("x86-64",), targets=("ort",),
+                 precisions=("fp32",), runs=5)
+    work, stage = tmp_path / "work", tmp_path / "work" / "stage" / "tiny"
+    prepared = prepare(opts, False, work, stage, lambda message: None)
+    (p,) = plan(opts)
+    cell = build_cell(CellContext(opts, prepared, work, stage, {"host": "here"}), p)
+    assert cell.status == "ok", cell.reason
+    assert [a.outcome for a in cell.attempts] == ["accepted"]
+    assert cell.latency["runs"] == 5 and cell.archive_sha256
+    assert (stage / cell.archive).is_file()
