@@ -25,7 +25,7 @@ demo: $(STAMP)
 # as CI does)
 $(SYSDEPS): $(STAMP)
 	command -v qemu-aarch64-static >/dev/null && command -v qemu-aarch64 >/dev/null && command -v sshd >/dev/null && command -v chromium >/dev/null && command -v gcc >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq qemu-user-static qemu-user openssh-server openssh-client chromium gcc)
+		(apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 qemu-user-static qemu-user openssh-server openssh-client chromium gcc)
 	dpkg --print-foreign-architectures | grep -qx arm64 || \
 		(dpkg --add-architecture arm64 && apt-get update -qq)
 	$(BIN)/edgepack toolchain install emulator

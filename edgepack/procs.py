@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -183,3 +184,17 @@ def kill_all() -> None:
     for proc in list(_LIVE):
         kill_tree(proc)
         _LIVE.discard(proc)
+
+
+@contextlib.contextmanager
+def locked(folder: Path):
+    """An exclusive lock on ``folder`` (flock on the directory itself: no lock file left),
+    held by one process at a time: concurrent builds publishing into one output folder, or
+    two CI jobs installing the same toolchain, wait for each other."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -170,3 +170,24 @@ def test_a_cell_is_built_in_process_with_a_real_target(model, tmp_path):
     assert [a.outcome for a in cell.attempts] == ["accepted"]
     assert cell.latency["runs"] == 5 and cell.archive_sha256
     assert (stage / cell.archive).is_file()
+
+
+def test_a_second_holder_of_a_folder_lock_waits_for_the_first(tmp_path):
+    """procs.locked serializes processes: publishing into one output folder, and two CI jobs
+    installing one toolchain (the second then finds it installed instead of racing pip)."""
+    import subprocess
+    import sys
+    import time
+
+    from edgepack import procs
+
+    mark = tmp_path / "second-got-it"
+    code = ("import pathlib, sys; from edgepack import procs\n"
+            "with procs.locked(pathlib.Path(sys.argv[1])):\n"
+            "    pathlib.Path(sys.argv[2]).write_text('x')\n")
+    with procs.locked(tmp_path / "folder"):
+        child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "folder"),
+                                  str(mark)])
+        time.sleep(2.0)
+        assert not mark.exists()  # blocked on the lock this process holds
+    assert child.wait(timeout=60) == 0 and mark.exists()

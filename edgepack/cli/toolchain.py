@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from edgepack import procs
 from edgepack.cli.common import console, stdout
 
 app = typer.Typer(help="List and install isolated converter environments.",
@@ -43,21 +44,27 @@ def install(
 ) -> None:
     """Create the pinned converter environment(s) for NAME in edgepack's cache."""
     from edgepack.pipeline.tools import toolchains_for
-    from edgepack.toolchains import install as do_install
 
     chains = toolchains_for(name)
     for chain in chains:
-        if chain.installed() and not force:
-            console.print(f"{chain.name}: already installed in {chain.path}")
-            continue
-        if chain.find_python() is None and len(chains) > 1:
-            lo, hi = chain.python
-            console.print(f"[yellow]{chain.name}: skipped, needs Python {lo[0]}.{lo[1]}-"
-                          f"{hi[0]}.{hi[1]} (none found); builds record it as unavailable[/]")
-            continue
-        console.print(f"{chain.name}: installing (about {chain.size})")
-        log = lambda msg: console.print(f"  {msg}", highlight=False)  # noqa: E731
-        if hasattr(chain, "install"):  # builds itself (the emulator's sysroot)
-            chain.install(log)
-        else:
-            do_install(chain, log)
+        with procs.locked(chain.path.parent):  # a concurrent install waits, then finds it
+            _install_one(chain, several=len(chains) > 1, force=force)
+
+
+def _install_one(chain, several: bool, force: bool) -> None:
+    from edgepack.toolchains import install as do_install
+
+    if chain.installed() and not force:
+        console.print(f"{chain.name}: already installed in {chain.path}")
+        return
+    if chain.find_python() is None and several:
+        lo, hi = chain.python
+        console.print(f"[yellow]{chain.name}: skipped, needs Python {lo[0]}.{lo[1]}-"
+                      f"{hi[0]}.{hi[1]} (none found); builds record it as unavailable[/]")
+        return
+    console.print(f"{chain.name}: installing (about {chain.size})")
+    log = lambda msg: console.print(f"  {msg}", highlight=False)  # noqa: E731
+    if hasattr(chain, "install"):  # builds itself (the emulator's sysroot)
+        chain.install(log)
+    else:
+        do_install(chain, log)

@@ -9,14 +9,13 @@ Publishing holds a lock on the output folder and defers SIGINT/SIGTERM until it 
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgepack import procs
 from edgepack.bundle import SUMS, write_sums
 from edgepack.pipeline.cells import FAILED
 from edgepack.report.junit import to_junit
@@ -32,7 +31,7 @@ def publish(stage: Path, out_root: Path, report: Report, built: list[Cell],
     out_root.mkdir(parents=True, exist_ok=True)
     trash.mkdir(parents=True, exist_ok=True)
     final = out_root / stage.name
-    with _locked(out_root), _signals_deferred():
+    with procs.locked(out_root), _signals_deferred():
         previous = _read_previous(final, report)
         if previous is not None and previous.source.get("sha256") != report.source["sha256"]:
             report.notes.append(
@@ -119,17 +118,6 @@ def _move_to_trash(path: Path, trash: Path) -> None:
     if path.exists() or path.is_symlink():
         dest = trash / f"{len(list(trash.iterdir()))}-{path.name}"
         shutil.move(str(path), str(dest))
-
-
-@contextmanager
-def _locked(folder: Path):
-    """An exclusive lock on ``folder`` (flock on the directory itself: no lock file left)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextmanager

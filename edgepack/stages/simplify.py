@@ -7,6 +7,7 @@ first whose result agrees with the original and does not bloat it, and records t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,24 @@ import onnx
 from edgepack.device.core import compare
 
 
-def _onnxsim(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnxsim
+def _import_onnxsim():
+    """onnxsim, imported without torch: its package init tries ``import torch`` for an
+    optional PPQ integration edgepack never uses, which costs ~1.5 s in every preparation.
+    A torch already imported (a PyTorch model's import) is left alone."""
+    if "torch" in sys.modules:
+        import onnxsim
 
+        return onnxsim
+    sys.modules["torch"] = None  # an ImportError inside onnxsim's try/except
+    try:
+        import onnxsim
+    finally:
+        del sys.modules["torch"]
+    return onnxsim
+
+
+def _onnxsim(model: onnx.ModelProto) -> onnx.ModelProto:
+    onnxsim = _import_onnxsim()
     simplified, ok = onnxsim.simplify(model)
     if not ok:
         raise RuntimeError("onnxsim's own check failed")
@@ -26,8 +42,7 @@ def _onnxsim(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _onnxsim_small_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnxsim folding only small constants: keeps quantized weights quantized."""
-    import onnxsim
-
+    onnxsim = _import_onnxsim()
     simplified, ok = onnxsim.simplify(model, tensor_size_threshold="64KB")
     if not ok:
         raise RuntimeError("onnxsim's own check failed")
