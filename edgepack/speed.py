@@ -100,9 +100,13 @@ def from_host_rounds(fp32_ms: list[float], this_ms: list[float], threshold: floa
         half = math.inf
     low, high = math.exp(mean - half), math.exp(mean + half)
     verdict = _verdict(low, high, threshold)
-    return Decision("host", math.exp(mean), low, high, threshold, verdict,
-                    f"timed on the build host in {n} interleaved rounds: speedup "
-                    f"{math.exp(mean):.2f}× (95% interval {low:.2f}–{high:.2f}×)", rounds=n)
+    if n == 1:
+        detail = (f"timed on the build host in one interleaved round: speedup "
+                  f"{math.exp(mean):.2f}× (one round has no interval; reported, not decided on)")
+    else:
+        detail = (f"timed on the build host in {n} interleaved rounds: speedup "
+                  f"{math.exp(mean):.2f}× (95% interval {low:.2f}–{high:.2f}×)")
+    return Decision("host", math.exp(mean), low, high, threshold, verdict, detail, rounds=n)
 
 
 def describe(d: Decision) -> str:

@@ -69,6 +69,9 @@ def test_int8_is_decided_on_each_profiles_cpu(two_boards):
     dot = cells["rpi5/ort-int8"]["device"]["instructions"].get("dot", 0)
     assert dot > 0 and cells["rpi4/ort-int8"]["device"]["instructions"].get("dot", 0) == 0
     assert ratios["rpi5"] > ratios["rpi4"]  # the A76's dot product pays
+    md = (out / "mobilenet_digits" / "report.md").read_text()
+    host = cells["rpi5/ort-int8"]["speed"]["host"]["speedup"]
+    assert f"{ratios['rpi5']:.2f}× est (host {host:.2f}×)" in md  # both ratios, side by side
 
 
 def test_counts_repeat_within_one_percent(two_boards, tmp_path):

@@ -127,10 +127,10 @@ def test_plan_cells_merge_equals_one_build(tmp_path):
     assert sorted(e["cell"] for e in matrix["include"]) == ["x86-64/openvino", "x86-64/ort"]
     assert matrix == edgepack.plan(**common)
     parts = []
-    for cell in ("x86-64/ort", "x86-64/openvino-fp32", "x86-64/openvino-int8-dynamic",
-                 "x86-64/openvino-int8"):
-        part = tmp_path / cell.replace("/", "-")
-        r = run_cli("build", *args, "--cell", cell, "-o", part)
+    for cells in (["x86-64/ort"], ["x86-64/openvino-fp32"],
+                  ["x86-64/openvino-int8-dynamic", "x86-64/openvino-int8"]):
+        part = tmp_path / cells[-1].replace("/", "-")
+        r = run_cli("build", *args, *(a for c in cells for a in ("--cell", c)), "-o", part)
         assert r.returncode == 0, r.stderr
         parts.append(part)
     fp32_only = json.loads((parts[1] / "mobilenet_digits" / "report.json").read_text())

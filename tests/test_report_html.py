@@ -13,6 +13,7 @@ import pytest
 
 from edgepack.report.html import to_html
 from edgepack.report.model import Attempt, Cell, Report
+from edgepack.report.render import to_markdown
 from edgepack.report.svg import PARETO, POINT, pareto_front
 
 HOST = {"hostname": "h", "machine": "x86_64", "cpu": "Test CPU", "cpus": 2,
@@ -193,3 +194,26 @@ def test_chromium_draws_the_report(tmp_path):
     region = image.crop(box)
     ink = sum(n for n, rgb in region.getcolors(maxcolors=1 << 20) if sum(rgb) < 600)
     assert ink > 0.02 * region.width * region.height
+
+
+def test_targets_are_ranked_per_profile_by_the_device_estimate():
+    """Each profile's targets, fastest first by the estimated p50 of each target's fastest
+    shipped bundle; host-only figures and failed cells take no part."""
+    from edgepack.report.rows import device_ranking
+
+    def estimated(target, precision, p50):
+        cell = _ok(target, precision, 1.0, 0.98, 1000)
+        cell.device = {"status": "ok", "source": "estimate", "p50_ms": p50,
+                       "cpu": "Cortex-A72", "clock_ghz": 1.8, "threads": 4, "uncertainty": 0.33}
+        return cell
+
+    failed = estimated("ort", "int8", 1.0)
+    failed.status = "failed"
+    cells = [estimated("ort", "fp32", 140.0), estimated("ort", "int8", 112.0), failed,
+             estimated("ncnn", "fp32", 80.4), estimated("tflite", "fp32", 137.0),
+             _ok("openvino", "fp32", 5.0, 0.98, 1000)]
+    (line,) = device_ranking(_report(cells))
+    assert line == ("rpi4, targets fastest first by the device estimate: ncnn fp32 ≈80.4 ms, "
+                    "ort int8 ≈112 ms, tflite fp32 ≈137 ms")
+    md = to_markdown(_report(cells))
+    assert line in md

@@ -30,7 +30,7 @@ def test_the_same_build_twice_ships_the_same_bundles(tmp_path):
     """With device estimates the speed decisions come from instruction counts: two builds
     ship the same cells with the same digests, and decline the same ones."""
     args = [SAMPLES / "digits_cnn.onnx", "--profile", "rpi5", "--target", "ort",
-            "--precision", "fp32,int8-dynamic,int8", "--eval", SAMPLES / "digits_cnn.npz",
+            "--precision", "fp32,int8", "--eval", SAMPLES / "digits_cnn.npz",
             "--calib", SAMPLES / "digits_cnn_calib.npz", "--runs", "10"]
     first = run_cli("build", *args, "-o", tmp_path / "a")
     second = run_cli("build", *args, "-o", tmp_path / "b")

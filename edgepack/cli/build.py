@@ -152,9 +152,11 @@ def show(result, as_json: bool) -> None:
         console.print(terminal_table(report, result.built))
         host = report.host
         boards = any(c.boards for c in result.built)
-        from edgepack.report.rows import speed_sources
+        from edgepack.report.rows import device_ranking, speed_sources
 
         console.print(escape(speed_sources(report)))
+        for line in device_ranking(report):
+            console.print(escape(line))
         console.print(f"host columns: measured on this host ({host['cpu']}, "
                       f"{host['cpus']} CPUs), "
                       + ("except the ↳ rows: those are the named board's own."

@@ -112,12 +112,17 @@ def _emulated(cell: Cell) -> str:
 
 
 def _speedup(cell: Cell) -> str:
-    """The speedup over fp32 and its source, e.g. '2.47× est' (see cell.speed)."""
+    """The speedup over fp32 and its source, e.g. '2.47× est', with the build host's ratio
+    beside a device one, e.g. '0.87× est (host 1.82×)': the two disagree where it matters."""
     speed = cell.speed or {}
     if not speed.get("speedup"):
         return ""
     mark = SOURCE_MARK.get(speed.get("source", "host"), "")
-    return f"{speed['speedup']:.2f}× {mark}".strip()
+    text = f"{speed['speedup']:.2f}× {mark}".strip()
+    host = (speed.get("host") or {}).get("speedup")
+    if speed.get("source") != "host" and host:
+        text += f" (host {host:.2f}×)"
+    return text
 
 
 def _short_type(ov_type: str) -> str:
@@ -150,12 +155,14 @@ def summary_lines(report: Report) -> list[str]:
         f"Accuracy data: {evaluation.get('kind', '?')} ({evaluation.get('source', '?')}); "
         f"calibration: {calib.get('kind', 'none')} ({calib.get('source', '-')}){held}",
         speed_sources(report),
+        *device_ranking(report),
         f"host columns: measured on the build host, not on the device: {host['cpu']} "
         f"({host['machine']}, {host['cpus']} CPUs), {host['os']}, Python {host['python']}. "
         "top-1 shows the bundle (reference in brackets); cosine is the lowest over outputs; "
         "speedup is the fp32 bundle's time over this one's, same profile and target, from "
         "the source it names (est: estimated for the device's CPU; host: timed interleaved "
-        "in fresh processes on the build host; board: measured on the board)."
+        "in fresh processes on the build host; board: measured on the board), followed by "
+        "the build host's own ratio in brackets where the source is not the host."
         + (" Rows marked ↳ were measured on the named board (--remote): its own accuracy, "
            "latency and memory; its identity is in report.json."
            if any(c.boards for c in report.cells) else "")
@@ -180,6 +187,33 @@ def speed_sources(report: Report) -> str:
             by_profile[c.profile] = f"{c.profile}: not estimated ({device['reason']})"
     return "Device speed: " + ("; ".join(by_profile.values()) if by_profile else
                                "no device estimates; every speed figure is the build host's")
+
+
+def device_ranking(report: Report) -> list[str]:
+    """Per profile with device estimates, its targets ranked by the estimated p50 of each
+    target's fastest shipped bundle, e.g. 'rpi5, fastest first by the device estimate:
+    openvino fp16 ≈24 ms, ncnn fp32 ≈34 ms, ...' (only where two or more targets have one)."""
+    best: dict[str, dict[str, Cell]] = {}
+    for c in report.cells:
+        p50 = (c.device or {}).get("p50_ms") if (c.device or {}).get("status") == "ok" else None
+        if c.status != "ok" or p50 is None:
+            continue
+        held = best.setdefault(c.profile, {}).get(c.target)
+        if held is None or p50 < held.device["p50_ms"]:
+            best[c.profile][c.target] = c
+    lines = []
+    for profile, by_target in best.items():
+        if len(by_target) < 2:
+            continue
+        ranked = sorted(by_target.values(), key=lambda c: c.device["p50_ms"])
+        lines.append(f"{profile}, targets fastest first by the device estimate: " + ", ".join(
+            f"{c.target} {c.precision}{f' ({c.variant})' if c.variant else ''} "
+            f"≈{_ms(c.device['p50_ms'])} ms" for c in ranked))
+    return lines
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
 def _spread(device: dict) -> float:

@@ -94,3 +94,28 @@ def loopback_board(runtime: bool = True):
 def clean_env(board: dict) -> dict:
     return {k: v for k, v in board.items() if k.isupper()}
 
+
+
+def install_offline_and_selftest(bundle: Path, cpu: str, work: Path) -> str:
+    """Install ``bundle``'s requirements from its vendored wheels (``pip --no-index``) into a
+    clean arm64 CPython (Debian's, nothing installed) on the emulated ``cpu``, then run its
+    selftest there; pip itself is brought in from here, as a board's python3-pip would be.
+    Returns the selftest's output; AssertionError with pip's or the selftest's tail."""
+    import pip
+
+    from edgepack import procs
+
+    tools, site = work / "pip", work / "site"
+    shutil.copytree(Path(pip.__file__).parent, tools / "pip")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "PYTHONNOUSERSITE": "1"}
+    install = procs.run([*SYSROOT.command(cpu), "-m", "pip", "install", "--no-index",
+                         "--disable-pip-version-check", "--find-links", "wheels", "-r",
+                         "requirements.txt", "--target", str(site)],
+                        what="pip install", timeout=900, capture=True, cwd=bundle,
+                        env={**env, "PYTHONPATH": str(tools)})
+    assert install.ok, install.output[-2000:]
+    selftest = procs.run([*SYSROOT.command(cpu), "run.py", "selftest"], what="selftest",
+                         timeout=900, capture=True, cwd=bundle,
+                         env={**env, "PYTHONPATH": str(site)})
+    assert selftest.ok and "selftest passed" in selftest.output, selftest.output[-2000:]
+    return selftest.output

@@ -4,7 +4,6 @@ wheel on the device; fp32 pinned to fp32, fp16 as ncnn runs it by default, int8 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepack import procs
 from edgepack.device import core
 from edgepack.emulation import SYSROOT
 from edgepack.profiles import load_profile
@@ -21,6 +19,7 @@ from edgepack.targets import get_target
 from edgepack.targets.base import LowerContext
 from edgepack.targets.ncnn import FP32, failure, unsupported_layers
 from tests.conftest import SAMPLES, run_cli, selftest_extracted
+from tests.helpers.board import install_offline_and_selftest
 from tests.test_pipeline import _cells, _report
 
 TARGET = get_target("ncnn")
@@ -97,10 +96,6 @@ def test_emulated_cortex_a76_passes_and_runs_fp16_arithmetic(rpi5_build):
         e = cells[f"rpi5/ncnn-{precision}"]["emulated"]
         assert e["verified_on"] == "emulated aarch64 (cortex-a76)", e
         assert "selftest passed on ncnn" in e["selftest"]
-    archive = out / "mobilenet_digits" / "rpi5" / "ncnn-fp16.tar.gz"
-    r = run_cli("verify", archive, "--emulate")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "verified (emulated aarch64, cortex-a76)" in r.stdout
 
 
 @pytest.mark.skipif(COUNTER is not None, reason=str(COUNTER))
@@ -120,21 +115,8 @@ def test_vendored_wheels_install_offline_on_an_arm64_python(rpi5_build, tmp_path
     bundle = out / "mobilenet_digits" / "rpi5" / "ncnn-fp32"
     wheels = sorted(p.name for p in (bundle / "wheels").glob("*.whl"))
     assert any(w.startswith("ncnn-") and "aarch64" in w for w in wheels), wheels
-    import pip
-
-    tools, site = tmp_path / "pip", tmp_path / "site"
-    shutil.copytree(Path(pip.__file__).parent, tools / "pip")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONNOUSERSITE": "1"}
-    install = procs.run([*SYSROOT.command("cortex-a76"), "-m", "pip", "install", "--no-index",
-                         "--disable-pip-version-check", "--find-links", "wheels", "-r",
-                         "requirements.txt", "--target", str(site)],
-                        what="pip install", timeout=900, capture=True, cwd=bundle,
-                        env={**env, "PYTHONPATH": str(tools)})
-    assert install.ok, install.output[-2000:]
-    selftest = procs.run([*SYSROOT.command("cortex-a76"), "run.py", "selftest"],
-                         what="selftest", timeout=900, capture=True, cwd=bundle,
-                         env={**env, "PYTHONPATH": str(site)})
-    assert selftest.ok and "selftest passed on ncnn" in selftest.output, selftest.output
+    output = install_offline_and_selftest(bundle, "cortex-a76", tmp_path)
+    assert "selftest passed on ncnn" in output
 
 
 # --------------------------------------------------------------------------- small models
