@@ -522,9 +522,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("targets", Names(), "targets (runtimes)",
            "Targets (runtimes) to build (default: the profile's runtimes).",
            ("--target", "-t"), panel=_MATRIX, metavar="NAME"),
-    Option("precisions", Names(), "precisions: fp32, fp16, int8-dynamic, int8, or auto",
-           "fp32, fp16, int8-dynamic, int8, or auto: every precision, the fastest within budget "
-           "chosen (default: the profile's).",
+    Option("precisions", Names(),
+           "precisions: fp32, fp16, int8-dynamic, int8, int4-weights, or auto",
+           "fp32, fp16, int8-dynamic, int8, int4-weights (where the runtime has int4 "
+           "kernels), or auto: every precision, the fastest within budget chosen (default: "
+           "the profile's).",
            ("--precision",), check="precision", panel=_MATRIX, metavar="NAME"),
     Option("cells", Names(), "cells of the plan to build",
            "Build only this cell of the plan: PROFILE/TARGET (all its precisions) or "

@@ -40,13 +40,15 @@ class AccuracyBudget:
 
 # the speed gate: fp32 p50 / this precision's p50 must reach this (None: not compared)
 DEFAULT_MIN_SPEEDUP: dict[str, float | None] = {
-    "fp32": None, "fp16": 0.0, "int8-dynamic": 1.0, "int8": 1.0}
+    "fp32": None, "fp16": 0.0, "int8-dynamic": 1.0, "int8": 1.0,
+    "int4-weights": 0.0}  # weight-only int4 is for size and memory: its speed is reported
 
 DEFAULT_BUDGETS: dict[str, AccuracyBudget] = {
     "fp32": AccuracyBudget(0.9999, 1e-3, 0.0, 0.999, 0.999, 1e-3),
     "fp16": AccuracyBudget(0.999, 0.02, 0.5, 0.99, 0.99, 0.02),
     "int8-dynamic": AccuracyBudget(0.98, 0.25, 1.0, 0.95, 0.9, 0.1),
     "int8": AccuracyBudget(0.98, 0.25, 1.0, 0.95, 0.9, 0.1),
+    "int4-weights": AccuracyBudget(0.99, 0.5, 2.0, 0.9, 0.85, 0.15),
 }
 
 

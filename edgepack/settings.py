@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 from edgepack.errors import EdgepackError, UsageError
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
+PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int4-weights")
+# what a target builds unless it says otherwise (int4-weights: weight-only int4 of MatMul
+# weights, for the runtimes that have kernels for it)
+COMMON_PRECISIONS = PRECISIONS[:4]
 AUTO = "auto"  # --precision auto: every precision, the fastest within budget chosen
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 

@@ -142,7 +142,8 @@ def compare_on_host(ctx, p: PlannedCell, fp32_bundle: Path, paths: CellPaths, ga
     """p50 of the fp32 bundle and of this cell's, each in its own fresh process, alternating
     (fp32, x, x, fp32, ...) so that a noisy host slows both alike; rounds are added (up to
     ``max_rounds``) while the interval still straddles the threshold. With no threshold
-    (``--min-speedup 0``: reported, never decided on) one round is taken."""
+    (``--min-speedup 0``: reported, never decided on) one round is taken, except under
+    ``--precision auto``, which picks the fastest by this ratio."""
     threads = ctx.opts.threads or p.profile.threads
     ctx.say(f"{p.cell.key}: timing against fp32 on the build host")
     runs: dict[str, list[float]] = {"fp32": [], "this": []}
@@ -157,7 +158,7 @@ def compare_on_host(ctx, p: PlannedCell, fp32_bundle: Path, paths: CellPaths, ga
                 return speed.Decision("host", 0.0, 0.0, 0.0, gate, speed.ERROR,
                                       f"timing failed ({label}): {res.reason}", r)
             runs[label].append(res.result["latency_ms"]["p50"])
-        if r + 1 >= (MIN_ROUNDS if gate > 0 else 1):
+        if r + 1 >= (MIN_ROUNDS if gate > 0 or p.cell.auto else 1):
             decision = speed.from_host_rounds(runs["fp32"], runs["this"], gate)
             if decision.verdict != speed.UNDECIDED:
                 break

@@ -59,6 +59,9 @@ def quantize_int8_dynamic(src: Path, dst: Path, op_types: tuple[str, ...] | None
     return ["dynamic int8 (every op): uint8 weights, activations quantized per call"]
 
 
+INT4_BLOCK = 32  # weights per scale in weight-only int4 (the usual recipe for small models)
+
+
 class _Reader:
     """ORT CalibrationDataReader over a Dataset's feeds."""
 

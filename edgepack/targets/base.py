@@ -17,7 +17,7 @@ from pathlib import Path
 from edgepack.data import Dataset
 from edgepack.errors import MissingExtraError, UsageError
 from edgepack.profiles import DeviceProfile
-from edgepack.settings import PRECISIONS
+from edgepack.settings import COMMON_PRECISIONS
 from edgepack.toolchains import Toolchain
 
 
@@ -125,7 +125,7 @@ class Target:
     extra: str = ""  # edgepack's extra that installs it
     runtime: str = ""  # the runtime's name in manifests and messages
     backend: str = ""  # module path of the device backend (stdlib + numpy + runtime only)
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[str, ...] = COMMON_PRECISIONS
     options: tuple[TargetOption, ...] = ()
     toolchains: tuple[Toolchain, ...] = ()
     strategy_type: type[Strategy] = Strategy  # what its strategies are, rebuilt in the child

@@ -80,6 +80,9 @@ class NcnnTarget(Target):
             return False
 
     def declines(self, precision: str, profile: DeviceProfile) -> str | None:
+        if precision == "int4-weights":
+            return ("ncnn has no weight-only int4 format (its quantized models are int8, from "
+                    "ncnn2int8), so no int4-weights bundle")
         return NO_INT8 if precision.startswith("int8") else None
 
     def check_profile(self, profile: DeviceProfile) -> str | None:
@@ -106,7 +109,7 @@ class NcnnTarget(Target):
                 source, what = _torchscript(ctx.source, work), "the traced TorchScript module"
             else:
                 source, what = work / "model.onnx", "the prepared ONNX model"
-                shutil.copyfile(model, source)
+                what += _for_pnnx(model, source)
             stats = _convert(source, inputs, fp16, ctx)
             problem = unsupported_layers(work / "model.ncnn.param", model)
             if problem:
@@ -119,6 +122,30 @@ class NcnnTarget(Target):
         return Lowered("model.ncnn.param", ["model.ncnn.param", "model.ncnn.bin"], ins, outs,
                        runtime_options={"ncnn_options": FP16 if fp16 else FP32}, notes=notes,
                        stats=stats)
+
+
+PNNX_OPSET = 17  # pnnx reads Reduce* axes only as the attribute (opset <= 17): as an input
+#                (opset 18) they are dropped and the reduction silently reduces nothing
+
+
+def _for_pnnx(model: Path, dest: Path) -> str:
+    """Write ``model`` to ``dest`` as pnnx reads it right: a default-domain opset above
+    PNNX_OPSET converted down to it (ONNX's version converter) where that succeeds, else
+    as it is. Returns a note for the conversion, or nothing."""
+    import onnx
+
+    proto = onnx.load(str(model))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset > PNNX_OPSET:
+        try:
+            from onnx import version_converter
+
+            onnx.save(version_converter.convert_version(proto, PNNX_OPSET), str(dest))
+            return f", converted from opset {opset} to {PNNX_OPSET} for pnnx"
+        except Exception:  # noqa: BLE001 - any failure: pnnx gets the model as it is
+            pass
+    shutil.copyfile(model, dest)
+    return ""
 
 
 def static_outputs(model: Path, inputs: list[dict], outputs: list[dict]) -> list[dict]:

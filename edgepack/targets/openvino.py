@@ -10,6 +10,8 @@
 * int8: ``nncf.quantize`` calibrated on the dataset (transformer model type when the graph
   has attention-like MatMul + Softmax).
 * int8-dynamic: ``nncf.compress_weights`` (weight-only int8).
+* int4-weights: ``nncf.compress_weights`` INT4_SYM in groups of 32 (weight-only int4; NNCF
+  keeps the embedding and the last layer, and any weight it cannot group, in int8).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
+from edgepack.settings import PRECISIONS
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, TargetOption
 
 # OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
@@ -53,6 +56,7 @@ class OpenvinoTarget(Target):
     extra = "openvino"
     runtime = "openvino"
     backend = "edgepack.device.backends.openvino"
+    precisions = PRECISIONS  # int4-weights: nncf.compress_weights INT4_SYM
     options = (
         TargetOption("preset", "--preset", "openvino int8: NNCF preset, performance or mixed "
                      "(default: mixed for transformers, else performance).", str,
@@ -104,6 +108,8 @@ class OpenvinoTarget(Target):
             ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
             notes = ["weight-only int8 (nncf.compress_weights INT8_ASYM); activations in the "
                      "plugin's inference precision"]
+        elif precision == "int4-weights":
+            ov_model, notes = _compress_int4(ov_model)
         _number_generated_names(ov_model)
         ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
         device = device_default_precision(profile)
@@ -130,6 +136,29 @@ class OpenvinoTarget(Target):
                                         "device_inference_precision": config.get(
                                             "INFERENCE_PRECISION_HINT", device)},
                        notes=notes)
+
+
+def _compress_int4(ov_model):
+    """Weight-only int4 (INT4_SYM, one scale per 32 weights), as Optimum-Intel and Olive
+    export small transformers; the weights it keeps in int8 are counted in the note."""
+    import nncf
+
+    from edgepack.stages.quantize import INT4_BLOCK
+
+    compressed = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT4_SYM,
+                                       group_size=INT4_BLOCK, ratio=1.0)
+    kinds: dict[str, int] = {}
+    for op in compressed.get_ordered_ops():
+        if op.get_type_name() == "Constant":
+            kind = op.get_element_type().get_type_name()
+            if kind in ("i4", "u4", "i8", "u8"):
+                kinds[kind] = kinds.get(kind, 0) + 1
+    if not kinds.get("i4") and not kinds.get("u4"):
+        raise RuntimeError("nncf.compress_weights left no weight in int4 (none it can group)")
+    held = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return compressed, [f"weight-only int4 (nncf.compress_weights INT4_SYM, group "
+                        f"{INT4_BLOCK}): weight constants {held}; activations in the plugin's "
+                        "inference precision"]
 
 
 def _number_generated_names(ov_model) -> None:

@@ -11,6 +11,7 @@ from edgepack import procs
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
+from edgepack.settings import PRECISIONS
 from edgepack.stages import quantize
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target
 
@@ -74,6 +75,31 @@ def _convert(folder: Path, arch: str, disabled: list[str], timeout: float) -> No
         raise RuntimeError(f"{done.reason}: {done.last_line() or 'no output'}")
 
 
+def _int4_weights(src: Path, dst: Path, block_size: int = quantize.INT4_BLOCK) -> list[str]:
+    """Weight-only int4: each MatMul with a constant weight becomes ORT's ``MatMulNBits``
+    (symmetric int4, one scale per ``block_size`` weights along K); activations stay float."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(src))
+    weights = {i.name for i in model.graph.initializer}
+    found = sum(n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in weights
+                for n in model.graph.node)
+    if not found:
+        raise quantize.NothingToQuantize("the model has no MatMul with a constant weight to "
+                                         "store in int4")
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True)
+    quantizer.process()
+    out = quantizer.model.model
+    packed = sum(n.op_type == "MatMulNBits" for n in out.graph.node)
+    if not packed:
+        raise quantize.NothingToQuantize("ORT's MatMulNBits quantizer left every MatMul in "
+                                         "float (weights too small or not 2-D)")
+    onnx.save(out, str(dst))
+    return [f"weight-only int4 (ORT MatMulNBits, symmetric, block {block_size}): {packed} of "
+            f"{found} MatMul weight(s) in int4, activations in float"]
+
+
 class OrtTarget(Target):
     name = "ort"
     packages = ("onnxruntime",)
@@ -82,6 +108,7 @@ class OrtTarget(Target):
     runtime = "onnxruntime"
     backend = "edgepack.device.backends.ort"
     standard_ops_only = False  # ONNX Runtime runs its com.microsoft ops
+    precisions = PRECISIONS  # int4-weights: MatMulNBits
 
     def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
         # quantizing Conv dynamically (ConvInteger) is slower than fp32 on ORT's CPU kernels;
@@ -110,6 +137,8 @@ class OrtTarget(Target):
                 notes = quantize.to_fp16(model, staged)
             elif precision == "int8-dynamic":
                 notes = quantize.quantize_int8_dynamic(model, staged, ctx.strategy.op_types)
+            elif precision == "int4-weights":
+                notes = _int4_weights(model, staged)
             elif precision == "int8":
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")

@@ -83,6 +83,12 @@ class TfliteTarget(Target):
             native.insert(0, Strategy("original .tflite", source_formats=("tflite",)))
         return native + out
 
+    def declines(self, precision: str, profile: DeviceProfile) -> str | None:
+        if precision == "int4-weights":
+            return ("LiteRT's block-wise int4 comes from ai-edge-quantizer, which edgepack does "
+                    "not drive yet (onnx2tf writes no int4): no int4-weights bundle")
+        return None
+
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
         if ctx.source:

@@ -365,3 +365,27 @@ def blob_images(path: Path, samples: int = 24, size: int = 32, seed: int = 1) ->
     images += rng.normal(0, 0.05, images.shape).astype(np.float32)
     np.savez(path, image=images)
     return path
+
+
+def encoder_mlp(path: Path, tokens: int = 16, width: int = 128, hidden: int = 256,
+                seed: int = 0) -> Path:
+    """A transformer block's feed-forward half and a mean pool: tokens [1, T, W] → MatMul
+    (W×H) → Relu → MatMul (H×W) → + residual → mean over tokens → embedding [1, W]. Nearly
+    all of its bytes are MatMul weights, as in a small sentence encoder."""
+    rng = np.random.default_rng(seed)
+    def weight(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) / np.sqrt(rows)).astype(np.float32)
+
+    inits = [_init("w1", weight(width, hidden)), _init("w2", weight(hidden, width)),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")]
+    nodes = [helper.make_node("MatMul", ["tokens", "w1"], ["h"]),
+             helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("MatMul", ["a", "w2"], ["f"]),
+             helper.make_node("Add", ["tokens", "f"], ["r"]),
+             helper.make_node("ReduceMean", ["r", "axis1"], ["embedding"], keepdims=0)]
+    graph = helper.make_graph(
+        nodes, "encoder",
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [1, tokens, width])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, width])],
+        initializer=inits)
+    return _save(graph, path, opset=18)

@@ -283,3 +283,20 @@ def test_symbolic_output_shapes_get_the_shapes_the_model_produces(tmp_path):
     inputs, outputs = io_specs(model)
     assert outputs[0]["shape"] != [1, 40, 6]
     assert static_outputs(model, inputs, outputs)[0]["shape"] == [1, 40, 6]
+
+
+def test_an_opset_18_reduction_is_converted_down_for_pnnx(tmp_path):
+    """Opset 18 moved Reduce* axes from an attribute to an input; pnnx drops the input and
+    the mean reduces nothing (shape [1, 16, 128] for [1, 128]): the model reaches pnnx
+    converted to opset 17, and verifies."""
+    from tests.helpers.models import encoder_mlp
+
+    model = encoder_mlp(tmp_path / "encoder.onnx")
+    assert onnx.load(str(model)).opset_import[0].version == 18
+    out = tmp_path / "dist"
+    r = run_cli("build", model, "--profile", "x86-64", "--target", "ncnn", "--precision",
+                "fp32", "--runs", "5", "--device-estimate", "off", "-o", out)
+    assert r.returncode == 0, r.stderr
+    (cell,) = _report(out, "encoder")["cells"]
+    assert cell["status"] == "ok", cell["reason"]
+    assert "converted from opset 18 to 17 for pnnx" in " ".join(cell["notes"])
