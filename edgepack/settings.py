@@ -18,6 +18,9 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int4-weights")
 # what a target builds unless it says otherwise (int4-weights: weight-only int4 of MatMul
 # weights, for the runtimes that have kernels for it)
 COMMON_PRECISIONS = PRECISIONS[:4]
+# built only when named: int4-weights trades accuracy for size, not speed, so --precision auto
+# (the fastest within budget) leaves it out
+OPT_IN_PRECISIONS = ("int4-weights",)
 AUTO = "auto"  # --precision auto: every precision, the fastest within budget chosen
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -145,7 +148,7 @@ SETTINGS: dict[str, Number | Choice] = {s.key: s for s in (
     Number("clock_ghz", float, 0.1, 10, "the device CPU's clock (device latency estimates)",
            "GHz", profile_key="clock_ghz"),
     Choice("precision", (*PRECISIONS, AUTO), "number formats to build; auto builds every "
-           "one and marks the fastest within budget", profile_key="default_precisions"),
+           "one but int4-weights and marks the fastest within budget", profile_key="default_precisions"),
     Choice("calibration", CALIBRATION_METHODS, "static int8 calibration method"),
     Choice("device_estimate", ("auto", "on", "off"), "device latency estimates from "
            "instructions counted on the profile's CPU under qemu: auto estimates every profile "

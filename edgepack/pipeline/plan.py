@@ -15,7 +15,7 @@ from edgepack.errors import TargetError
 from edgepack.pipeline.options import BuildOptions
 from edgepack.profiles import DeviceProfile, load_profile
 from edgepack.report.model import Cell
-from edgepack.settings import AUTO
+from edgepack.settings import AUTO, OPT_IN_PRECISIONS
 from edgepack.targets import get_target, target_names
 from edgepack.targets.base import Strategy, Target
 
@@ -62,7 +62,8 @@ def plan_all(opts: BuildOptions) -> list[PlannedCell]:
             if why_not and explicit:
                 raise TargetError(f"cannot build '{target.name}' for '{profile.name}': {why_not}")
             auto = opts.precisions == (AUTO,)
-            wanted = target.precisions if auto else opts.precisions or profile.default_precisions
+            wanted = tuple(p for p in target.precisions if p not in OPT_IN_PRECISIONS) \
+                if auto else opts.precisions or profile.default_precisions
             for precision in with_baseline(wanted):
                 declined = _declined(target, precision, profile)
                 if explicit and opts.precisions and precision not in target.precisions \
