@@ -148,7 +148,8 @@ SETTINGS: dict[str, Number | Choice] = {s.key: s for s in (
     Number("clock_ghz", float, 0.1, 10, "the device CPU's clock (device latency estimates)",
            "GHz", profile_key="clock_ghz"),
     Choice("precision", (*PRECISIONS, AUTO), "number formats to build; auto builds every "
-           "one but int4-weights and marks the fastest within budget", profile_key="default_precisions"),
+           "one but int4-weights and marks the fastest within budget",
+           profile_key="default_precisions"),
     Choice("calibration", CALIBRATION_METHODS, "static int8 calibration method"),
     Choice("device_estimate", ("auto", "on", "off"), "device latency estimates from "
            "instructions counted on the profile's CPU under qemu: auto estimates every profile "

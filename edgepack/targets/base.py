@@ -58,6 +58,9 @@ class Strategy:
     toolchain: str | None = None  # the converter environment it runs (Target.toolchains)
     op_types: tuple[str, ...] | None = None  # quantize only these op types (None: every op)
     accuracy_control: bool = False  # return layers to float until the accuracy budget holds
+    # weight-only quantization: this share of the weights, those it harms most (largest
+    # relative quantization error, no data needed), kept at a higher precision
+    keep_share: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

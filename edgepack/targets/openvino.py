@@ -81,6 +81,11 @@ class OpenvinoTarget(Target):
                     Strategy("nncf-accuracy-control", accuracy_control=True),
                     Strategy("convert-source +accuracy-control", source_formats=SOURCE_FORMATS,
                              accuracy_control=True)]
+        if precision == "int4-weights":
+            from edgepack.stages.quantize import INT4_KEEP_SHARES, int4_strategy_name
+
+            return [*native, *(Strategy(int4_strategy_name(share), keep_share=share)
+                               for share in INT4_KEEP_SHARES)]
         return [*native, Strategy("default")]
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
@@ -109,7 +114,7 @@ class OpenvinoTarget(Target):
             notes = ["weight-only int8 (nncf.compress_weights INT8_ASYM); activations in the "
                      "plugin's inference precision"]
         elif precision == "int4-weights":
-            ov_model, notes = _compress_int4(ov_model)
+            ov_model, notes = _compress_int4(ov_model, ctx.strategy.keep_share)
         _number_generated_names(ov_model)
         ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
         device = device_default_precision(profile)
@@ -138,15 +143,16 @@ class OpenvinoTarget(Target):
                        notes=notes)
 
 
-def _compress_int4(ov_model):
+def _compress_int4(ov_model, keep_share: float):
     """Weight-only int4 (INT4_SYM, one scale per 32 weights), as Optimum-Intel and Olive
-    export small transformers; the weights it keeps in int8 are counted in the note."""
+    export small transformers; ``keep_share`` of the weights, those int4 harms most by NNCF's
+    data-free measure, stay in int8 (its ``ratio``); the note counts what is in int8."""
     import nncf
 
     from edgepack.stages.quantize import INT4_BLOCK
 
     compressed = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT4_SYM,
-                                       group_size=INT4_BLOCK, ratio=1.0)
+                                       group_size=INT4_BLOCK, ratio=1.0 - keep_share)
     kinds: dict[str, int] = {}
     for op in compressed.get_ordered_ops():
         if op.get_type_name() == "Constant":
@@ -157,8 +163,8 @@ def _compress_int4(ov_model):
         raise RuntimeError("nncf.compress_weights left no weight in int4 (none it can group)")
     held = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     return compressed, [f"weight-only int4 (nncf.compress_weights INT4_SYM, group "
-                        f"{INT4_BLOCK}): weight constants {held}; activations in the plugin's "
-                        "inference precision"]
+                        f"{INT4_BLOCK}, ratio {1.0 - keep_share:g}): weight constants {held}; "
+                        "activations in the plugin's inference precision"]
 
 
 def _number_generated_names(ov_model) -> None:

@@ -75,29 +75,47 @@ def _convert(folder: Path, arch: str, disabled: list[str], timeout: float) -> No
         raise RuntimeError(f"{done.reason}: {done.last_line() or 'no output'}")
 
 
-def _int4_weights(src: Path, dst: Path, block_size: int = quantize.INT4_BLOCK) -> list[str]:
+def _int4_weights(src: Path, dst: Path, keep_share: float,
+                  block_size: int = quantize.INT4_BLOCK) -> list[str]:
     """Weight-only int4: each MatMul with a constant weight becomes ORT's ``MatMulNBits``
-    (symmetric int4, one scale per ``block_size`` weights along K); activations stay float."""
+    (symmetric int4, one scale per ``block_size`` weights along K); activations stay float.
+    ``keep_share`` of the weights, those int4 harms most, are stored in int8 instead (a second
+    ``MatMulNBits`` pass with 8 bits, which reaches only the MatMuls the first one left)."""
     import onnx
+    from onnx import numpy_helper
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     model = onnx.load(str(src))
-    weights = {i.name for i in model.graph.initializer}
-    found = sum(n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in weights
-                for n in model.graph.node)
-    if not found:
-        raise quantize.NothingToQuantize("the model has no MatMul with a constant weight to "
-                                         "store in int4")
-    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True)
+    weights = {i.name: i for i in model.graph.initializer}
+    candidates = [n for n in model.graph.node if n.op_type == "MatMul" and len(n.input) > 1
+                  and n.input[1] in weights and len(weights[n.input[1]].dims) == 2]
+    if not candidates:
+        raise quantize.NothingToQuantize("the model has no MatMul with a constant 2-D weight "
+                                         "to store in int4")
+    for i, node in enumerate(candidates):  # exclusion goes by node name
+        node.name = node.name or f"int4_matmul_{i}"
+    harm = sorted(((quantize.int4_error(numpy_helper.to_array(weights[n.input[1]])), n.name)
+                   for n in candidates), reverse=True)
+    kept = [name for _, name in harm[:round(keep_share * len(harm))]]
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True,
+                                     nodes_to_exclude=kept)
     quantizer.process()
     out = quantizer.model.model
     packed = sum(n.op_type == "MatMulNBits" for n in out.graph.node)
     if not packed:
         raise quantize.NothingToQuantize("ORT's MatMulNBits quantizer left every MatMul in "
                                          "float (weights too small or not 2-D)")
+    notes = [f"weight-only int4 (ORT MatMulNBits, symmetric, block {block_size}): {packed} of "
+             f"{len(candidates)} MatMul weight(s) in int4, activations in float"]
+    if kept:
+        second = MatMulNBitsQuantizer(out, bits=8, block_size=block_size, is_symmetric=True)
+        second.process()
+        out = second.model.model
+        eight = sum(n.op_type == "MatMulNBits" for n in out.graph.node) - packed
+        notes.append(f"{eight} MatMul weight(s) with the largest int4 error stored in int8 "
+                     f"instead (worst relative int4 error {harm[0][0]:.3f})")
     onnx.save(out, str(dst))
-    return [f"weight-only int4 (ORT MatMulNBits, symmetric, block {block_size}): {packed} of "
-            f"{found} MatMul weight(s) in int4, activations in float"]
+    return notes
 
 
 class OrtTarget(Target):
@@ -119,6 +137,8 @@ class OrtTarget(Target):
         return {"int8-dynamic": [Strategy("dynamic-matmul",
                                           op_types=quantize.DYNAMIC_MATMUL_OPS),
                                  Strategy("dynamic-all")],
+                "int4-weights": [Strategy(quantize.int4_strategy_name(share), keep_share=share)
+                                 for share in quantize.INT4_KEEP_SHARES],
                 "int8": [Strategy("qdq-all"),
                          Strategy("qdq-compute", op_types=quantize.COMPUTE_OPS),
                          Strategy("qdq-matmul", op_types=("MatMul", "Gemm"))],
@@ -138,7 +158,7 @@ class OrtTarget(Target):
             elif precision == "int8-dynamic":
                 notes = quantize.quantize_int8_dynamic(model, staged, ctx.strategy.op_types)
             elif precision == "int4-weights":
-                notes = _int4_weights(model, staged)
+                notes = _int4_weights(model, staged, ctx.strategy.keep_share)
             elif precision == "int8":
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")
