@@ -44,7 +44,7 @@ def test_int4_weights_without_a_matmul_weight_fails_its_cell_saying_so(tmp_path,
     cell = {c["precision"]: c for c in json.loads(
         (out / "digits_cnn" / "report.json").read_text())["cells"]}["int4-weights"]
     assert cell["status"] == "failed"
-    assert "no MatMul with a constant weight" in cell["reason"]
+    assert "no MatMul with a constant 2-D weight" in cell["reason"]
 
 
 def test_a_later_strategy_keeps_the_weights_int4_harms_most_in_float(tmp_path):
