@@ -191,3 +191,17 @@ def test_a_second_holder_of_a_folder_lock_waits_for_the_first(tmp_path):
         time.sleep(2.0)
         assert not mark.exists()  # blocked on the lock this process holds
     assert child.wait(timeout=60) == 0 and mark.exists()
+
+
+def test_failure_reason_names_the_closest_measured_attempt(tmp_path):
+    """A last attempt that made no bundle (nothing to quantize) does not hide the one that
+    missed the budget by a hair."""
+    ctx = _ctx(tmp_path)
+    tried = Tried((Attempt("qdq-all", "rejected", model="prepared",
+                           reason="accuracy outside budget: y.cosine 0.9794 (needs >= 0.98)",
+                           accuracy={"y": {"cosine": 0.9794}}),
+                   Attempt("qdq-matmul", "rejected", model="prepared",
+                           reason="lowering failed: NothingToQuantize")))
+    reason = failure_reason(ctx, tried)
+    assert ("; last: lowering failed: NothingToQuantize; closest: qdq-all on the prepared "
+            "model: accuracy outside budget: y.cosine 0.9794 (needs >= 0.98)") in reason

@@ -233,6 +233,12 @@ def failure_reason(ctx: CellContext, tried: Tried) -> str:
         models = ", ".join(dict.fromkeys(a.model for a in done))
         reason = (f"all {len(done)} attempts rejected (strategies: {names}; prepared models: "
                   f"{models}); last: {done[-1].reason}")
+        # the last attempt may have made no bundle (e.g. nothing to quantize): then the last
+        # one that was measured says how close the cell came
+        measured = [a for a in done if a.accuracy]
+        if measured and not done[-1].accuracy:
+            near = measured[-1]
+            reason += f"; closest: {near.strategy} on the {near.model} model: {near.reason}"
     branching = [n for n in ctx.prepared.branch_inputs if n not in ctx.opts.fix_inputs]
     if branching and any(a.outcome == "rejected" for a in tried.attempts):
         flags = " ".join(f"--fix-input {n}=VALUE" for n in branching)
