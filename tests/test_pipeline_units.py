@@ -205,3 +205,28 @@ def test_failure_reason_names_the_closest_measured_attempt(tmp_path):
     reason = failure_reason(ctx, tried)
     assert ("; last: lowering failed: NothingToQuantize; closest: qdq-all on the prepared "
             "model: accuracy outside budget: y.cosine 0.9794 (needs >= 0.98)") in reason
+
+
+def test_a_declined_cell_shows_the_numbers_of_the_bundle_its_reason_names(model, tmp_path):
+    """An accurate bundle refused for speed, then a later strategy that misses the budget:
+    the declined row's accuracy and gates are the accurate bundle's, not the last one's."""
+    ctx = _ctx(tmp_path)
+    p = plan(_opts(model, tmp_path, profiles=("rpi4",), targets=("ort",),
+                   precisions=("int8-dynamic",)))[1]
+    paths = CellPaths.of(ctx.stage, ctx.work, p.cell)
+
+    def verified(cosine: float, passed: bool) -> Verified:
+        return Verified(Lowered("model.ort", ["model.ort"], [], []),
+                        {"outputs": {"y": {"cosine": cosine}}},
+                        [{"name": "y.cosine", "value": cosine, "limit": 0.98, "kind": "min",
+                          "ok": cosine >= 0.98}], {}, passed, None)
+
+    slow = {"speedup": 0.97, "low": 0.9, "high": 1.05, "min_speedup": 1.0,
+            "verdict": "undecided", "source": "host", "rounds": 7, "detail": "host"}
+    tried = Tried((Attempt("matmul", "rejected", reason="not shown faster", speed=slow),
+                   Attempt("all", "rejected", reason="accuracy outside budget")),
+                  None, verified(0.88, False), closest=verified(0.9999, False))
+    cell = finish(ctx, p, paths, Outcome(tried))
+    assert cell.status == "declined"
+    assert cell.accuracy["outputs"]["y"]["cosine"] == 0.9999
+    assert [g["ok"] for g in cell.gates if g["name"] == "y.cosine"] == [True]

@@ -48,6 +48,9 @@ class Tried:
     last: Verified | None = None
     lower_s: float = 0.0
     verify_s: float = 0.0
+    # the fastest bundle that met its accuracy budget and was refused only for its speed: a
+    # declined cell shows its numbers, the ones its reason speaks of
+    closest: Verified | None = None
 
 
 # (attempt, verified) -> the same, rejected when the bundle is not fast enough
@@ -59,6 +62,7 @@ def try_strategies(ctx, p: PlannedCell, paths: CellPaths, budget: AccuracyBudget
     """Lower, verify and speed-check strategies in order; stop at the first accepted."""
     attempts = without_onnx(ctx.prepared, p)
     last, lower_s, verify_s = None, 0.0, 0.0
+    closest, closest_speedup = None, -1.0
     tries = candidates(ctx.prepared, ctx.opts.fix_inputs, p)
     slow: set[str] = set()  # strategies refused only for speed: another model will not help
     for n, (label, model, strategy) in enumerate(tries, 1):
@@ -83,13 +87,15 @@ def try_strategies(ctx, p: PlannedCell, paths: CellPaths, budget: AccuracyBudget
         last = verified or last
         if verified is not None and verified.passed:
             attempts.append(attempt)
-            return Tried(tuple(attempts), verified, last, lower_s, verify_s)
+            return Tried(tuple(attempts), verified, last, lower_s, verify_s, closest)
         if (attempt.speed or {}).get("verdict") in ("not faster", "undecided"):
             slow.add(strategy.name)
+            if (attempt.speed.get("speedup") or 0.0) > closest_speedup:
+                closest, closest_speedup = verified, attempt.speed.get("speedup") or 0.0
         kept = keep_rejected(ctx.stage, p.cell, paths.bundle, len(attempts) + 1,
                              strategy.name, label)
         attempts.append(replace(attempt, kept=kept))
-    return Tried(tuple(attempts), None, last, lower_s, verify_s)
+    return Tried(tuple(attempts), None, last, lower_s, verify_s, closest)
 
 
 def without_onnx(prepared: Prepared, p: PlannedCell) -> list[Attempt]:

@@ -132,11 +132,13 @@ def reject(ctx: CellContext, p: PlannedCell, paths: CellPaths, o: Outcome,
 
 def finish(ctx: CellContext, p: PlannedCell, paths: CellPaths, o: Outcome) -> Cell:
     """The cell's record from its steps' outcomes: the one place that writes it."""
-    last, bench, devices = o.tried.last, o.bench, o.devices or Devices()
+    bench, devices = o.bench, o.devices or Devices()
     benched = bench is not None and bench.failure is None
     shipped = o.archive_sha256 is not None
     # a declined cell shows the bundle its reason names (its fastest accurate one)
     best = fastest_refused(o.tried) if not shipped else None
+    last = o.tried.closest if best and o.tried.closest and not shipped and o.failure is None \
+        else o.tried.last
     speed = o.tried.attempts[-1].speed if benched else (best.speed if best else
                                                           _last_speed(o.tried))
     notes = [*p.cell.notes, *(last.lowered.notes if last else ())]
