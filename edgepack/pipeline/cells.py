@@ -137,8 +137,7 @@ def finish(ctx: CellContext, p: PlannedCell, paths: CellPaths, o: Outcome) -> Ce
     shipped = o.archive_sha256 is not None
     # a declined cell shows the bundle its reason names (its fastest accurate one)
     best = fastest_refused(o.tried) if not shipped else None
-    last = o.tried.closest if best and o.tried.closest and not shipped and o.failure is None \
-        else o.tried.last
+    last = o.tried.closest if best and o.tried.closest and o.failure is None else o.tried.last
     speed = o.tried.attempts[-1].speed if benched else (best.speed if best else
                                                           _last_speed(o.tried))
     notes = [*p.cell.notes, *(last.lowered.notes if last else ())]

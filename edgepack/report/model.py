@@ -43,7 +43,7 @@ class Cell:
     profile: str
     target: str
     precision: str
-    variant: str | None = None  # e.g. openvino's "device-default" inference precision
+    variant: str | None = None  # a target's variant of a precision (Target.variants)
     status: str = "pending"  # "ok", "failed", "skipped" or "declined" (accurate, not faster)
     reason: str | None = None
     requested: bool = False  # named by --target (a skip or failure then fails the build)

@@ -80,7 +80,7 @@ def cell_row(cell: Cell) -> list[str]:
     precision += " ← auto" if cell.chosen else ""
     measured = (cell.runtime or {}).get("inference_precision")
     if measured:
-        precision += f" [{_short_type(measured)}]"
+        precision += f" [{_short_precision(measured)}]"
     return [
         cell.profile, cell.target, precision, cell.status, top1, agree, cosine, _emulated(cell),
         device_p50(cell), _speedup(cell), p50, p90, cold, rss,
@@ -125,12 +125,14 @@ def _speedup(cell: Cell) -> str:
     return text
 
 
-def _short_type(ov_type: str) -> str:
-    """'<Type: 'bfloat16'>' -> 'bf16' (how OpenVINO prints its element types)."""
+def _short_precision(name: str) -> str:
+    """A runtime's name for the precision it computes in, shortened: anything naming
+    'bfloat16' -> 'bf16' (e.g. "<Type: 'bfloat16'>"), 'float16' -> 'f16', 'float32' -> 'f32';
+    other names as they are."""
     for long, short in (("bfloat16", "bf16"), ("float16", "f16"), ("float32", "f32")):
-        if long in ov_type:
+        if long in name:
             return short
-    return ov_type
+    return name
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -191,8 +193,8 @@ def speed_sources(report: Report) -> str:
 
 def device_ranking(report: Report) -> list[str]:
     """Per profile with device estimates, its targets ranked by the estimated p50 of each
-    target's fastest shipped bundle, e.g. 'rpi5, fastest first by the device estimate:
-    openvino fp16 ≈24 ms, ncnn fp32 ≈34 ms, ...' (only where two or more targets have one)."""
+    target's fastest shipped bundle, e.g. 'rpi5, targets fastest first by the device estimate:
+    A fp16 ≈24 ms, B fp32 ≈34 ms, ...' (only where two or more targets have one)."""
     best: dict[str, dict[str, Cell]] = {}
     for c in report.cells:
         p50 = (c.device or {}).get("p50_ms") if (c.device or {}).get("status") == "ok" else None
