@@ -392,6 +392,11 @@ def prune_initializers(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(keep)
 
 
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The model's opset of the default (ai.onnx) domain, or None when it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def upgrade_opset(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     """Opset < 13 → 13 (converters handle old opsets badly, per-channel int8 needs 13);
     initializers listed as graph inputs (IR < 4 style) are no longer listed."""
@@ -404,7 +409,7 @@ def upgrade_opset(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
         del model.graph.input[:]
         model.graph.input.extend(keep)
         changed.append(f"{len(listed)} initializer(s) no longer listed as graph inputs")
-    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    version = default_opset(model)
     if version is not None and version < OLDEST_OPSET:
         from onnx import version_converter
 

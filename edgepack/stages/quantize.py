@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 
 from edgepack.data import Dataset
+from edgepack.stages.graph import default_opset
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -129,8 +130,8 @@ def quantize_int8_static(src: Path, dst: Path, calib: Dataset, method: str = "mi
 def _opset13(src: Path, tmp: Path) -> Path:
     """``src``, or a copy converted to opset 13 when older (per-channel QDQ needs it)."""
     model = onnx.load(str(src))
-    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-    if version >= 13:
+    version = default_opset(model)
+    if version is None or version >= 13:
         return src
     from onnx import version_converter
 

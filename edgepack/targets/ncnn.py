@@ -134,8 +134,10 @@ def _for_pnnx(model: Path, dest: Path) -> str:
     as it is. Returns a note for the conversion, or nothing."""
     import onnx
 
+    from edgepack.stages.graph import default_opset
+
     proto = onnx.load(str(model))
-    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(proto) or 0
     if opset > PNNX_OPSET:
         try:
             from onnx import version_converter
