@@ -83,7 +83,7 @@ def _tree_files(root: Path) -> dict[str, bytes]:
 
 
 def test_a_new_target_takes_five_files(tmp_path):
-    """Follow the README's "Adding a target" in a copy of the source tree: the target's
+    """Follow docs/extending.md's "Adding a target" in a copy of the source tree: the target's
     module, its device backend, a profile entry, its test, its extra. Nothing else changes,
     and the new target builds, verifies and passes its own test."""
     copy = tmp_path / "src"
@@ -107,8 +107,9 @@ def test_a_new_target_takes_five_files(tmp_path):
     pyproject.write_text(pyproject.read_text().replace("ort = []", "ort = []\nonnxfile = []"))
     after = _tree_files(copy)
     changed = sorted(k for k in after if before.get(k) != after[k])
-    # the README's "Adding a target" list, with this target's name in it: what users follow
-    assert changed == sorted(_readme_target_files("onnxfile", "x86-64"))
+    # the "Adding a target" list of docs/extending.md, with this target's name in it: what
+    # users follow
+    assert changed == sorted(_documented_target_files("onnxfile", "x86-64"))
     env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "tests/targets/test_onnxfile.py"], cwd=copy, capture_output=True,
@@ -120,17 +121,17 @@ def test_a_new_target_takes_five_files(tmp_path):
     assert "onnxfile" in help_text
 
 
-def _readme_target_files(name: str, profile: str) -> list[str]:
-    """The files the README's "Adding a target" section names, for target ``name``."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Adding a target", 1)[1].split("\n## ", 1)[0]
+def _documented_target_files(name: str, profile: str) -> list[str]:
+    """The files the "Adding a target" section of docs/extending.md names, for target ``name``."""
+    page = (ROOT / "docs" / "extending.md").read_text()
+    section = page.split("## Adding a target", 1)[1].split("\n## ", 1)[0]
     items = re.split(r"^\d+\. ", section.split("\n\n`tests/test_structure.py`")[0],
                      flags=re.MULTILINE)[1:]
     files = []
     for item in items:
         paths = re.findall(r"`([^`]+)`", item)
         path = next((p for p in paths if "/" in p or p.endswith(".toml")), None)
-        assert path is not None, f"README 'Adding a target' item names no file: {item}"
+        assert path is not None, f"docs/extending.md 'Adding a target' item names no file: {item}"
         path = path.replace("<name>", name).replace("targets/*.toml", f"targets/{profile}.toml")
         files.append(f"tests/targets/test_{name}.py" if path == "tests/targets/" else path)
     return files
