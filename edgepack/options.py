@@ -157,7 +157,7 @@ class Names(Kind):
         return tuple(v.strip() for item in value for v in item.split(",") if v.strip())
 
     def from_config(self, value, where, base):
-        if isinstance(value, str):  # strict: a list is due, and the README says so
+        if isinstance(value, str):  # strict: a list is due, and docs/ci.md says so
             raise KindError(f"{where}: {value!r} is a string; write a list, e.g. "
                             f"[{', '.join(repr(v.strip()) for v in value.split(','))}]")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -730,10 +730,10 @@ def cache_values(opts: BuildOptions, which: str) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- the README table
+# --------------------------------------------------------------------------- the docs table
 def markdown_table() -> str:
-    """The README's table of every user-facing value and its range (build flags from the
-    option table, profile keys from settings.SETTINGS)."""
+    """The table of every user-facing value and its range that docs/cli.md quotes (build flags
+    from the option table, profile keys from settings.SETTINGS)."""
     flags = {}
     for o in OPTIONS.values():
         if o.row is not None and o.flags:

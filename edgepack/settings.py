@@ -3,7 +3,7 @@
 The command line, device profiles and the config file check their values here, before any
 work, so a value out of range is always one line naming the flag or the file and key, exit 2.
 Build options name their row (``edgepack.options``); ``python -m edgepack.options`` prints the
-table the README quotes (a test keeps the two equal).
+table docs/cli.md quotes (a test keeps the two equal).
 """
 
 from __future__ import annotations
