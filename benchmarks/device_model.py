@@ -307,7 +307,7 @@ def count(report: dict, cell: dict, root: Path) -> dict:
     """The cell's instructions per inference on its profile's CPU model (one thread, one
     warm-up and one counted inference: counts repeat within 0.5%), cached by the bundle's
     manifest (its files' hashes), the CPU, its features and the counter."""
-    from edgepack.cpus import cpu_model
+    from edgepack.cpus import Guest, cpu_model
     from edgepack.emulation import COUNTER_SOURCE, GUEST, SYSROOT, count_instructions
     from edgepack.profiles import load_profile
 
@@ -327,7 +327,7 @@ def count(report: dict, cell: dict, root: Path) -> dict:
         print(f"cannot count {cell['bundle']} here: {missing}", file=sys.stderr, flush=True)
         return {"error": f"not counted here: {missing}"}
     print(f"counting {cell['bundle']} on {cpu.qemu} ...", file=sys.stderr, flush=True)
-    counted = count_instructions(bundle, cpu.qemu, features, 3600.0,
+    counted = count_instructions(bundle, Guest(cpu, features), 3600.0,
                                  root / "scratch" / cell["bundle"],
                                  root / f"count-{cell['bundle'].replace('/', '-')}.log",
                                  warmup=WARMUP, windows=WINDOWS)

@@ -3,7 +3,7 @@
     import edgepack
     report = edgepack.build(model="model.onnx", profiles=["rpi4"], targets=["ort"],
                             precisions=["fp32", "int8"], eval="eval.npz", max_latency_ms=5)
-    report.ok, [(c.key, c.status, c.latency["p50"]) for c in report.cells if c.latency]
+    report.ok, [(c.key, c.status, c.latency.p50) for c in report.cells if c.latency]
 
 Keyword arguments are the config file's keys (``edgepack.options.OPTIONS``); ``config=`` reads
 a config file and the arguments override it. Errors a user can cause raise
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgepack.config import check_values, find_config, load_config, merged
 from edgepack.errors import UsageError
-from edgepack.options import OPTIONS, Names, build_options
+from edgepack.options import OPTIONS, CellId, Names, build_options
 
 
 def options_list(flags: dict, config: Path | str | None = None) -> list:
@@ -50,20 +50,18 @@ def options_list(flags: dict, config: Path | str | None = None) -> list:
                          "would collide; rename one file")
     if not cells:
         return opts
-    per: dict[str, list[str]] = {n: [] for n in names}
-    for text in cells:
-        parts = text.split("/")
-        if len(parts) == 3:
-            if parts[0] not in per:
-                raise UsageError(f"--cell {text}: no model named '{parts[0]}'; models: "
+    per: dict[str, list[CellId]] = {n: [] for n in names}
+    for wanted in cells:
+        if wanted.model is not None:
+            if wanted.model not in per:
+                raise UsageError(f"--cell {wanted}: no model named '{wanted.model}'; models: "
                                  f"{', '.join(names)}")
-            per[parts[0]].append("/".join(parts[1:]))
-        elif len(parts) == 2 and len(opts) == 1:
-            per[names[0]].append(text)
+            per[wanted.model].append(replace(wanted, model=None))
+        elif len(opts) == 1:
+            per[names[0]].append(wanted)
         else:
-            raise UsageError(f"--cell {text}: write PROFILE/TARGET[-PRECISION]"
-                             + (", prefixed MODEL/ (this config has several models)"
-                                if len(opts) > 1 else ""))
+            raise UsageError(f"--cell {wanted}: write PROFILE/TARGET[-PRECISION], prefixed "
+                             "MODEL/ (this config has several models)")
     return [replace(o, cells=tuple(per[o.name])) for o in opts if per[o.name]]
 
 
@@ -83,7 +81,8 @@ def _flags(kwargs: dict) -> dict:
     if model is not None:
         checked["model"] = Path(model)
     if cells is not None:
-        checked["cells"] = [cells] if isinstance(cells, str) else list(cells)
+        checked["cells"] = tuple(CellId.parse(c, "cells=") for c in
+                                 ([cells] if isinstance(cells, str) else cells))
     return checked
 
 

@@ -60,12 +60,19 @@ class CpuModel:
     qemu: str  # qemu's -cpu model
     midr_part: str  # the MIDR part number Linux shows as "CPU part"
     features: tuple[str, ...]  # what /proc/cpuinfo "Features" lists on a real one
+    # each core's caches as Linux lists them: (level, type, size, "core" or "cluster")
+    caches: tuple[tuple[int, str, str, str], ...]
     issue: dict[str, float]  # instructions per cycle: "decode" and each class
     efficiency: float  # the share of the issue bound real inference code reaches
     thread_speedup: dict[int, float]  # N threads -> speedup over 1 thread
     uncertainty: float  # largest relative error seen against public figures (e.g. 0.35)
     sources: dict[str, str]  # constant -> where it comes from
     source: str = ""  # the file
+
+    @property
+    def midr(self) -> int:
+        """The MIDR_EL1 value Linux shows for this core (implementer Arm, revision r0p3)."""
+        return (0x41 << 24) | (0xF << 16) | (int(self.midr_part, 16) << 4) | 3
 
     def speedup(self, threads: int) -> float:
         """Speedup of ``threads`` over one; beyond the table, the largest entry's."""
@@ -94,16 +101,25 @@ class Estimate:
     cpu: str
     clock_ghz: float
     threads: int
-    instructions: dict
+    instructions: dict  # per inference, by class (Counts.to_dict)
     bound: str  # which class bounds it
     uncertainty: float  # the CPU model's: the interval holds figures within it of p50
+    model_version: int = MODEL_VERSION
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         return {"source": "estimate", "p50_ms": self.p50_ms, "low_ms": self.low_ms,
                 "high_ms": self.high_ms, "uncertainty": self.uncertainty, "cpu": self.cpu,
                 "clock_ghz": self.clock_ghz, "threads": self.threads,
                 "instructions": self.instructions, "bound": self.bound,
-                "model_version": MODEL_VERSION, "label": self.label}
+                "model_version": self.model_version, "label": self.label}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Estimate:
+        # model version 1 kept no uncertainty: its interval's upper side stands for it
+        u = d.get("uncertainty", d["high_ms"] / d["p50_ms"] - 1 if d["p50_ms"] else 0.0)
+        return cls(d["p50_ms"], d["low_ms"], d["high_ms"], d["cpu"], d["clock_ghz"],
+                   d["threads"], dict(d["instructions"]), d["bound"], u,
+                   d.get("model_version", 1))
 
     @property
     def label(self) -> str:
@@ -159,9 +175,12 @@ def _parse(data: dict, path: Path) -> CpuModel:
     try:
         issue = {k: float(v) for k, v in data["issue"].items()}
         threads = {int(k): float(v) for k, v in data["thread_speedup"].items()}
+        caches = tuple((int(level), str(kind), str(size), str(shared))
+                       for level, kind, size, shared in data["caches"])
         cpu = CpuModel(data["name"], data["qemu"], data["midr_part"], tuple(data["features"]),
-                       issue, float(data["efficiency"]), threads, float(data["uncertainty"]),
-                       dict(data["sources"]), str(path))
+                       caches, issue, float(data["efficiency"]), threads,
+                       float(data["uncertainty"]), dict(data["sources"]), str(path))
+        int(cpu.midr_part, 16)  # ValueError: not a hexadecimal part number
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ProfileError(f"{where}: missing or malformed key ({e})") from None
     missing = [k for k in ("decode", *CLASSES) if k not in cpu.issue]
@@ -170,3 +189,24 @@ def _parse(data: dict, path: Path) -> CpuModel:
         raise ProfileError(f"{where}: issue needs positive decode and {', '.join(CLASSES)}; "
                            "efficiency in (0, 1]; uncertainty in [0, 1)")
     return cpu
+
+
+@dataclass(frozen=True)
+class Guest:
+    """The CPU a profile's bundles run on under emulation: its model and the features its
+    ``/proc/cpuinfo`` lists (the profile's own list, else the CPU file's). Resolved once per
+    planned cell; the build's emulation, its counting and ``verify --emulate`` show the guest
+    this same CPU."""
+
+    cpu: CpuModel
+    features: tuple[str, ...]
+
+    @property
+    def qemu(self) -> str:
+        return self.cpu.qemu
+
+
+def guest_for(cpu: str, features: tuple[str, ...] = ()) -> Guest | None:
+    """The guest for a profile's ``cpu`` and ``features`` (None: no CPU file names it)."""
+    model = cpu_model(cpu)
+    return None if model is None else Guest(model, tuple(features) or model.features)

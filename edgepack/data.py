@@ -28,7 +28,7 @@ import numpy as np
 
 from edgepack import media, preprocessing
 from edgepack.artifact import TensorSpec
-from edgepack.errors import DataError, UsageError
+from edgepack.errors import DataError, UsageError, first_line
 
 LABELS_KEY = "labels"
 SYNTHETIC_SAMPLES = 32
@@ -249,7 +249,7 @@ def _read_arrays(path: Path, inputs: Sequence[TensorSpec], role: str) -> dict[st
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"{role} {path}: not a readable numpy file ({_first_line(e)})") from None
+        raise DataError(f"{role} {path}: not a readable numpy file ({first_line(e)})") from None
     for name, arr in arrays.items():
         if not isinstance(arr, np.ndarray):
             raise DataError(f"{role} {path.name}: member '{name}' is not a numpy array (a raw "
@@ -259,10 +259,6 @@ def _read_arrays(path: Path, inputs: Sequence[TensorSpec], role: str) -> dict[st
                             "array; store numbers (float, int or bool)")
     return arrays
 
-
-def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else type(e).__name__
 
 
 def as_samples(arr: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:

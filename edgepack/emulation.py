@@ -17,12 +17,12 @@ import importlib.metadata
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from edgepack import procs
+from edgepack.cpus import Guest
 from edgepack.errors import EdgepackError
 from edgepack.toolchains import cache_dir
 
@@ -37,20 +37,11 @@ DEBIAN_PACKAGES = (
     "liblzma5", "libsqlite3-0", "libuuid1", "libncursesw6", "libtinfo6", "libreadline8",
     "libnsl2", "libtirpc3", "libcrypt1", "libdb5.3", "libgssapi-krb5-2", "libkrb5-3",
     "libk5crypto3", "libkrb5support0", "libcom-err2", "libkeyutils1")
-# qemu's CPU models for the CPUs profiles name, and their MIDR part numbers (/proc/cpuinfo)
-CPUS = {"cortex-a53": "0xd03", "cortex-a55": "0xd05", "cortex-a57": "0xd07",
-        "cortex-a72": "0xd08", "cortex-a76": "0xd0b", "neoverse-n1": "0xd0c"}
 # every manylinux level up to bookworm's glibc: pip takes --platform tags literally
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_24_aarch64",
              "manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux_2_31_aarch64",
              "manylinux_2_34_aarch64", "manylinux_2_35_aarch64", "manylinux_2_36_aarch64")
 SITE = "/opt/edgepack/site"  # inside the sysroot
-
-
-def cpu_for(cpu: str) -> str | None:
-    """qemu's model for a profile's ``cpu`` ("Cortex-A72" -> "cortex-a72"), or None."""
-    name = cpu.strip().lower().replace(" ", "-")
-    return name if name in CPUS else None
 
 
 def runtime_pins() -> list[str]:
@@ -113,9 +104,7 @@ class Sysroot:
         aarch64 wheels of the runtimes installed here. EdgepackError when it cannot."""
         if shutil.which(QEMU) is None:
             raise EdgepackError(f"{QEMU} is not installed: apt-get install qemu-user-static")
-        arches = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
-                                text=True).stdout.split()
-        if "arm64" not in arches:
+        if "arm64" not in foreign_architectures():
             raise EdgepackError("Debian's arm64 packages are not enabled: run "
                                 "dpkg --add-architecture arm64 && apt-get update")
         shutil.rmtree(self.path, ignore_errors=True)
@@ -176,23 +165,24 @@ class Sysroot:
                     "emulator")
         return None
 
-    def command(self, cpu: str, features: tuple[str, ...] = (),
-                counter_out: Path | None = None) -> list[str]:
-        """The interpreter prefix that runs the sysroot's Python on ``cpu``, seeing that
-        CPU's view (with ``features`` in /proc/cpuinfo). With ``counter_out``, the
-        instruction counter runs too and writes there."""
-        root = self.view(cpu, features)
+    def command(self, guest: Guest, counter_out: Path | None = None) -> list[str]:
+        """The interpreter prefix that runs the sysroot's Python on ``guest``'s CPU, seeing
+        that CPU's view. With ``counter_out``, the instruction counter runs too and writes
+        there."""
+        root = self.view(guest)
         qemu = [QEMU]
         if counter_out is not None:
             qemu = [QEMU_PLUGINS, "-plugin", f"{self.counter},out={counter_out}"]
-        return [*qemu, "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11")]
+        return [*qemu, "-cpu", guest.qemu, "-L", str(root), str(root / "usr/bin/python3.11")]
 
-    def view(self, cpu: str, features: tuple[str, ...] = ()) -> Path:
+    def view(self, guest: Guest) -> Path:
         """A root for one CPU: the sysroot's folders (symlinked) with that CPU's own /proc
         and /sys. One per CPU and feature list, so emulations of different CPUs can run at
         once; built once, atomically."""
-        key = hashlib.sha256(" ".join((cpu, *features)).encode()).hexdigest()[:10]
-        view = self.path / "views" / f"{cpu}-{key}"
+        cpu = guest.cpu
+        key = hashlib.sha256(repr((cpu.qemu, cpu.midr_part, cpu.caches, guest.features))
+                             .encode()).hexdigest()[:10]
+        view = self.path / "views" / f"{cpu.qemu}-{key}"
         if (view / ".complete").is_file():
             return view
         view.parent.mkdir(parents=True, exist_ok=True)
@@ -200,8 +190,8 @@ class Sysroot:
         for entry in self.root.iterdir():
             if entry.name not in ("proc", "sys"):
                 (tmp / entry.name).symlink_to(entry)
-        _cpu_view(tmp, cpu, features)
-        (tmp / ".complete").write_text(cpu + "\n")
+        _cpu_view(tmp, guest)
+        (tmp / ".complete").write_text(cpu.qemu + "\n")
         try:
             tmp.rename(view)
         except OSError:  # another process made it first
@@ -212,6 +202,15 @@ class Sysroot:
         # runtimes may write under HOME: the sysroot's own, never the user's
         return {"PATH": "/usr/bin:/bin", "PYTHONPATH": SITE, "PYTHONNOUSERSITE": "1",
                 "LC_ALL": "C.UTF-8", "HOME": str(self.path / "home")}
+
+
+def foreign_architectures() -> list[str]:
+    """The foreign architectures dpkg has enabled (none when dpkg is missing or fails)."""
+    if shutil.which("dpkg") is None:
+        return []
+    done = procs.run(["dpkg", "--print-foreign-architectures"], what="dpkg", timeout=60,
+                     capture=True)
+    return done.output.split() if done.ok else []
 
 
 def _step(cmd: list[str], cwd: Path, python: bool = False) -> None:
@@ -227,46 +226,31 @@ def _step(cmd: list[str], cwd: Path, python: bool = False) -> None:
                             f"{done.last_line() or done.reason}")
 
 
-BASE_FEATURES = ("fp", "asimd", "evtstrm", "crc32", "cpuid")
-PRIVATE_L2 = ("cortex-a76", "neoverse-n1")  # the others share their L2 between cores
-# each core's caches as Linux shows them (oneDNN's JIT sizes its blocks by them): public TRMs
-CACHES = {
-    "cortex-a53": (("1", "Data", "32K"), ("1", "Instruction", "32K"), ("2", "Unified", "512K")),
-    "cortex-a55": (("1", "Data", "32K"), ("1", "Instruction", "32K"), ("2", "Unified", "512K")),
-    "cortex-a57": (("1", "Data", "32K"), ("1", "Instruction", "48K"), ("2", "Unified", "1024K")),
-    "cortex-a72": (("1", "Data", "32K"), ("1", "Instruction", "48K"), ("2", "Unified", "1024K")),
-    "cortex-a76": (("1", "Data", "64K"), ("1", "Instruction", "64K"), ("2", "Unified", "512K"),
-                   ("3", "Unified", "2048K")),
-    "neoverse-n1": (("1", "Data", "64K"), ("1", "Instruction", "64K"), ("2", "Unified", "1024K")),
-}
-
-
-def _cpu_view(root: Path, cpu: str, features: tuple[str, ...] = (), cores: int = 2) -> None:
+def _cpu_view(root: Path, guest: Guest, cores: int = 2) -> None:
+    """``/proc/cpuinfo`` and ``/sys/devices/system/cpu`` of ``cores`` cores of ``guest``'s
+    CPU, all from its CPU file (``targets/cpus/``): part number, caches, features."""
+    cpu = guest.cpu
     cpus = root / "sys/devices/system/cpu"
     cpus.mkdir(parents=True, exist_ok=True)
     for name in ("possible", "present", "online"):
         (cpus / name).write_text(f"0-{cores - 1}\n")
-    midr = (0x41 << 24) | (0xF << 16) | (int(CPUS[cpu], 16) << 4) | 3
-    caches = CACHES.get(cpu, CACHES["cortex-a72"])
     for i in range(cores):  # oneDNN's aarch64 JIT (OpenVINO) reads MIDR and the caches
         ident = cpus / f"cpu{i}/regs/identification"
         ident.mkdir(parents=True, exist_ok=True)
-        (ident / "midr_el1").write_text(f"0x{midr:016x}\n")
-        for n, (level, kind, size) in enumerate(caches):
+        (ident / "midr_el1").write_text(f"0x{cpu.midr:016x}\n")
+        for n, (level, kind, size, shared) in enumerate(cpu.caches):
             index = cpus / f"cpu{i}/cache/index{n}"
             index.mkdir(parents=True, exist_ok=True)
-            for name, value in (("level", level), ("type", kind), ("size", size),
+            for name, value in (("level", str(level)), ("type", kind), ("size", size),
                                 ("coherency_line_size", "64"),
-                                ("shared_cpu_list", f"{i}" if level == "1" or (
-                                    level == "2" and cpu in PRIVATE_L2) else f"0-{cores - 1}")):
+                                ("shared_cpu_list", f"{i}" if shared == "core"
+                                 else f"0-{cores - 1}")):
                 (index / name).write_text(value + "\n")
-    entry = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: "
-             + " ".join(features or BASE_FEATURES) + "\n"
-             "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n"
-             "CPU part\t: {part}\nCPU revision\t: 3\n\n")
+    entry = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: " + " ".join(guest.features)
+             + "\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\n"
+             f"CPU part\t: {cpu.midr_part}\nCPU revision\t: 3\n\n")
     (root / "proc").mkdir(exist_ok=True)
-    (root / "proc/cpuinfo").write_text("".join(entry.format(i=i, part=CPUS[cpu])
-                                               for i in range(cores)))
+    (root / "proc/cpuinfo").write_text("".join(entry.format(i=i) for i in range(cores)))
 
 
 def _size(path: Path) -> int:
@@ -276,28 +260,30 @@ def _size(path: Path) -> int:
 SYSROOT = Sysroot()
 
 
-def run_bundle(bundle: Path, args: list[str], cpu: str, timeout: float,
-               log: Path | None = None, features: tuple[str, ...] = ()) -> procs.Finished:
-    """``python run.py ARGS`` of a bundle on the emulated ``cpu`` (through the process door)."""
-    return procs.run([*SYSROOT.command(cpu, features), str(bundle / "run.py"), *args],
-                     what=f"the emulated aarch64 ({cpu}) run", timeout=timeout, log=log,
+def run_bundle(bundle: Path, args: list[str], guest: Guest, timeout: float,
+               log: Path | None = None) -> procs.Finished:
+    """``python run.py ARGS`` of a bundle on the emulated ``guest`` CPU (through the process
+    door)."""
+    return procs.run([*SYSROOT.command(guest), str(bundle / "run.py"), *args],
+                     what=f"the emulated aarch64 ({guest.qemu}) run", timeout=timeout, log=log,
                      capture=True, cwd=bundle, env=SYSROOT.env())
 
 
 COUNT_WARMUP, COUNT_WINDOWS = 1, 2  # runs before counting; counted runs (one each)
 
 
-def count_instructions(bundle: Path, cpu: str, features: tuple[str, ...], timeout: float,
+def count_instructions(bundle: Path, guest: Guest, timeout: float,
                        scratch: Path, log: Path | None = None, warmup: int = COUNT_WARMUP,
                        windows: int = COUNT_WINDOWS) -> dict:
-    """Instructions one inference of the bundle executes on the emulated ``cpu``, one
+    """Instructions one inference of the bundle executes on the emulated ``guest``, one
     thread, by class: the counted run with the median total (the lower of two), after
     ``warmup`` runs, with the spread of the counted runs. ``{"error": why}`` when it could
     not be counted."""
     scratch.mkdir(parents=True, exist_ok=True)
     out = scratch / "counts.json"
     out.unlink(missing_ok=True)
-    done = procs.run([*SYSROOT.command(cpu, features, out), str(GUEST), str(bundle),
+    cpu = guest.qemu
+    done = procs.run([*SYSROOT.command(guest, out), str(GUEST), str(bundle),
                       str(warmup), str(windows)],
                      what=f"counting instructions on the emulated {cpu}", timeout=timeout,
                      log=log, capture=True, cwd=bundle, env=SYSROOT.env())

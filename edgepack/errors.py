@@ -99,3 +99,15 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, not an error
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+FIRST_LINE_LIMIT = 300  # characters of an exception's message a one-line reason keeps
+
+
+def first_line(e: BaseException, limit: int = FIRST_LINE_LIMIT) -> str:
+    """The first non-blank line of ``e``'s message, cut at ``limit`` characters, or the
+    exception's type name when it has no message: how a caught exception becomes one line of
+    a reason. (The bundle's ``run.py`` and the TensorFlow worker run standalone, without
+    edgepack, and keep their own copy.)"""
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return lines[0].strip()[:limit] if lines else type(e).__name__

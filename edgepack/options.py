@@ -12,7 +12,7 @@ signature of ``build``/``plan``, the report's settings and the cache keys are de
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 from edgepack import settings
 from edgepack.errors import EdgepackError, ShapeError, UsageError
 from edgepack.gates import Limits
+from edgepack.remote import Remote
 from edgepack.settings import Choice, Number
 
 
@@ -39,6 +40,7 @@ class Kind:
     metavar = "TEXT"  # in --help
     schema: dict = {}
     cli_type: object = str | None  # the typer annotation (None: not a flag)
+    py_type = "object"  # the BuildOptions field's type (annotation text), None aside
 
     def from_cli(self, value, flag: str):
         """The flag's parsed value (None: not given)."""
@@ -58,6 +60,7 @@ class Kind:
 
 class Text(Kind):
     words = "a string"
+    py_type = "str"
     schema = {"type": "string"}
 
     def from_config(self, value, where, base):
@@ -71,6 +74,7 @@ class File(Kind):
 
     words = "a string (a path)"
     metavar = "PATH"
+    py_type = "Path"
     schema = {"type": "string", "minLength": 1}
     cli_type = Path | None
 
@@ -95,6 +99,7 @@ class File(Kind):
 
 class Switch(Kind):
     words = "true or false"
+    py_type = "bool"
     metavar = ""
     schema = {"type": "boolean"}
     cli_type = bool
@@ -123,6 +128,7 @@ class _Number(Kind):
 
 class Integer(_Number):
     words = "an integer"
+    py_type = "int"
     metavar = "N"
     schema = {"type": "integer"}
     parse = staticmethod(int)
@@ -135,6 +141,7 @@ class Integer(_Number):
 
 class Real(_Number):
     words = "a number"
+    py_type = "float"
     metavar = "X"
     schema = {"type": "number"}
 
@@ -148,6 +155,7 @@ class Names(Kind):
     """A list of names: comma-separated or repeated flags, a TOML list (or one string)."""
 
     words = "a list of strings"
+    py_type = "tuple[str, ...]"
     schema = {"type": "array", "items": {"type": "string"}}
     cli_type = list[str] | None
 
@@ -170,29 +178,70 @@ class Names(Kind):
 
 class Hosts(Names):
     """Boards over SSH, each ``[PROFILE=][user@]host[:port]``: read by ``remote.parse_remote``
-    as soon as they are given (flag, config file or API), so a value ssh could take as an
-    option never gets further than this."""
+    as soon as they are given (flag, config file or API) into :class:`remote.Remote` records,
+    so a value ssh could take as an option never gets further than this, and nothing reads
+    an address again."""
+
+    py_type = "tuple[Remote, ...]"
 
     def from_cli(self, value, flag):
-        return self._checked(super().from_cli(value, flag), flag, UsageError)
+        return self.parsed(super().from_cli(value, flag), flag, UsageError)
 
     def from_config(self, value, where, base):
         hosts = super().from_config(value, where, base)
-        return self._checked(hosts, where, ConfigError, indexed=True)
+        return self.parsed(hosts, where, ConfigError, indexed=True)
 
     @staticmethod
-    def _checked(hosts, where: str, error: type[EdgepackError], indexed: bool = False):
-        from edgepack.remote import parse_remote
+    def parsed(hosts, where: str, error: type[EdgepackError], indexed: bool = False):
+        from edgepack.remote import Remote, parse_remote
 
-        for i, text in enumerate(hosts or ()):
-            parse_remote(text, f"{where}[{i}]" if indexed else where, error)
-        return hosts
+        if hosts is None:
+            return None
+        return tuple(h if isinstance(h, Remote) else
+                     parse_remote(h, f"{where}[{i}]" if indexed else where, error)
+                     for i, h in enumerate(hosts))
+
+    def report(self, value):
+        return None if value is None else [str(r) for r in value]
+
+
+@dataclass(frozen=True)
+class CellId:
+    """A cell of the plan, as ``--cell`` names it: ``[MODEL/]PROFILE/TARGET[-PRECISION]``
+    (``rest``: TARGET, or the cell's name TARGET-PRECISION[-VARIANT])."""
+
+    profile: str
+    rest: str
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, where: str = "--cell") -> CellId:
+        """UsageError for anything but 2 or 3 non-empty parts separated by '/'."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise UsageError(f"{where} {text}: write PROFILE/TARGET[-PRECISION] (prefixed "
+                             "MODEL/ when the config has several models; see: edgepack plan)")
+        return cls(parts[-2], parts[-1], parts[0] if len(parts) == 3 else None)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.model, self.profile, self.rest) if p)
+
+
+class CellIds(Names):
+    """``--cell`` values, parsed once into :class:`CellId` records."""
+
+    py_type = "tuple[CellId, ...]"
+
+    def from_cli(self, value, flag):
+        names = super().from_cli(value, flag)
+        return None if names is None else tuple(CellId.parse(n, flag) for n in names)
 
 
 class Shapes(Kind):
     """Input shapes: ``NAME=1,3,224,224`` flags, or a table ``NAME = [1, 3, 224, 224]``."""
 
     words = "a table of integer lists"
+    py_type = "dict[str, tuple[int, ...]]"
     schema = {"type": "object", "additionalProperties": {
         "type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}}}
     cli_type = list[str] | None
@@ -216,6 +265,7 @@ class Fixed(Kind):
     """Frozen inputs: ``NAME=VALUE[,VALUE...]`` flags, or a table of numbers/number lists."""
 
     words = "a table of numbers or number lists"
+    py_type = "dict[str, tuple[float, ...]]"
     schema = {"type": "object", "additionalProperties": {"oneOf": [
         {"type": "number"}, {"type": "array", "minItems": 1, "items": {"type": "number"}}]}}
     cli_type = list[str] | None
@@ -240,6 +290,7 @@ class Fixed(Kind):
 
 class Table(Kind):
     words = "a table"
+    py_type = "dict[str, object]"
     schema = {"type": "object"}
     cli_type = None
 
@@ -258,6 +309,7 @@ class Keyed(Kind):
     words = "a table"
     metavar = "KEY=VALUE"
     cli_type = list[str] | None
+    py_type = "dict[str, object]"
 
     def __init__(self, keys: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
         self.keys, self.lists = keys, lists
@@ -369,6 +421,7 @@ class GateList(Kind):
 
     words = "an array of tables"
     cli_type = None
+    py_type = "tuple[Limits, ...]"
 
     def from_config(self, value, where, base):
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -484,6 +537,11 @@ class Option:
     def default_value(self):
         return self.default() if callable(self.default) else self.default
 
+    @property
+    def annotation(self) -> str:
+        """The BuildOptions field's type: the kind's, or None where there is no default."""
+        return self.kind.py_type if self.default is not None else f"{self.kind.py_type} | None"
+
 
 # the keys of --preprocess / [preprocessing], each a row of settings.SETTINGS
 PREPROCESS_KEYS = ("resize", "crop", "scale", "mean", "std", "channels", "layout",
@@ -528,7 +586,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "kernels), or auto: every precision, the fastest within budget chosen (default: "
            "the profile's).",
            ("--precision",), check="precision", panel=_MATRIX, metavar="NAME"),
-    Option("cells", Names(), "cells of the plan to build",
+    Option("cells", CellIds(), "cells of the plan to build",
            "Build only this cell of the plan: PROFILE/TARGET (all its precisions) or "
            "PROFILE/TARGET-PRECISION, prefixed MODEL/ with several models; repeatable (see: "
            "edgepack plan).",
@@ -655,8 +713,54 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
 
 
 # --------------------------------------------------------------------------- BuildOptions
-class _Derived:
-    """What BuildOptions derives from its fields."""
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything ``edgepack build`` takes: one field per entry of :data:`OPTIONS`, in its
+    order, typed as its kind says (``python -m edgepack.options --fields`` prints these
+    lines from the table; tests/test_options.py keeps them in step). None: not given, the
+    profile's or target's default applies."""
+
+    model: Path | None = None
+    weights: Path | None = None
+    trust_pickle: bool | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    fix_inputs: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    profiles: tuple[str, ...] = field(default_factory=tuple)
+    targets: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    cells: tuple[CellId, ...] | None = None
+    strategy: str | None = None
+    target_options: dict[str, object] = field(default_factory=dict)
+    data: Path | None = None
+    calib: Path | None = None
+    eval: Path | None = None
+    preprocessing: dict[str, object] = field(default_factory=dict)
+    tokenizer: Path | None = None
+    labels: Path | None = None
+    calibration: str = "minmax"
+    allow_synthetic_calibration: bool | None = None
+    max_accuracy_drop: float | None = None
+    min_cosine: float | None = None
+    min_speedup: float | None = None
+    runs: int | None = None
+    min_time: float | None = None
+    warmup: int = 10
+    threads: int | None = None
+    bench_rounds: int = 1
+    device_estimate: str = "auto"
+    emulate: bool | None = None
+    remotes: tuple[Remote, ...] = field(default_factory=tuple)
+    vendor_wheels: bool | None = None
+    max_latency_ms: float | None = None
+    latency_percentile: str | None = None
+    max_size_mb: float | None = None
+    max_peak_rss_mb: float | None = None
+    gates: tuple[Limits, ...] = field(default_factory=tuple)
+    output: Path = field(default_factory=lambda: Path("dist"))
+    cache: Path | None = None
+    rebench: bool | None = None
+    jobs: int = 1
+    timeout: float = 900.0
 
     @property
     def name(self) -> str:
@@ -672,17 +776,19 @@ class _Derived:
         return ((top,) if not top.empty else ()) + tuple(self.gates)
 
 
-def _field(option: Option):
-    if callable(option.default):
-        return option.name, object, field(default_factory=option.default)
-    return option.name, object, field(default=option.default)
+def field_lines() -> list[str]:
+    """BuildOptions' field declarations as the option table derives them."""
+    def default(o: Option) -> str:
+        if o.default is None:
+            return "None"
+        if callable(o.default):
+            value = o.default()
+            factory = f"lambda: Path({json.dumps(str(value))})" if isinstance(value, Path) \
+                else type(value).__name__
+            return f"field(default_factory={factory})"
+        return json.dumps(o.default) if isinstance(o.default, str) else repr(o.default)
 
-
-BuildOptions = dataclasses.make_dataclass(
-    "BuildOptions", [_field(o) for o in OPTIONS.values()], bases=(_Derived,), frozen=True)
-BuildOptions.__module__ = __name__
-BuildOptions.__doc__ = ("Everything ``edgepack build`` takes, one field per entry of "
-                        "edgepack.options.OPTIONS (None: the profile's or target's default).")
+    return [f"    {o.name}: {o.annotation} = {default(o)}" for o in OPTIONS.values()]
 
 
 def build_options(values: dict) -> BuildOptions:
@@ -754,4 +860,9 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    import sys
+
+    if sys.argv[1:] == ["--fields"]:
+        print("\n".join(field_lines()))
+    else:
+        print(markdown_table(), end="")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgepack import settings
 from edgepack.errors import ProfileError
-from edgepack.settings import PRECISIONS
+from edgepack.settings import PRECISIONS, Precision
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class DeviceProfile:
 
     def min_speedup(self, precision: str) -> float | None:
         """The speed gate of ``precision`` against fp32 (None for fp32 itself)."""
-        if precision == "fp32":
+        if precision == Precision.FP32:
             return None
         return self.speedups.get(precision, DEFAULT_MIN_SPEEDUP[precision])
 
@@ -195,7 +195,7 @@ def _parse_speed(table: dict, where: str) -> dict[str, float]:
     if not isinstance(table, dict):
         raise ProfileError(f"{where}: 'speed' must be a table of [speed.<precision>]")
     for precision, values in table.items():
-        if precision not in PRECISIONS or precision == "fp32":
+        if precision not in PRECISIONS or precision == Precision.FP32:
             raise ProfileError(f"{where}: [speed.{precision}] is not a precision compared with "
                                f"fp32; use one of {', '.join(PRECISIONS[1:])}")
         if not isinstance(values, dict) or set(values) - {"min_speedup"}:

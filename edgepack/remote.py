@@ -44,6 +44,10 @@ class Remote:
         return (f"{self.user}@" if self.user else "") + self.host + \
             (f":{self.port}" if self.port else "")
 
+    def __str__(self) -> str:
+        """As the user wrote it: [PROFILE=][user@]host[:port]."""
+        return (f"{self.profile}=" if self.profile else "") + self.name
+
     def _options(self, port_flag: str) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
                 "-o", "ServerAliveInterval=15"]

@@ -11,16 +11,32 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from edgepack.errors import EdgepackError, UsageError
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8", "int4-weights")
+
+class Precision(StrEnum):
+    """A bundle's number format (compared and stored as its name, e.g. "int8-dynamic")."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8_DYNAMIC = "int8-dynamic"  # int8 weights, activations quantized at run time
+    INT8 = "int8"  # static: weights and activations, calibrated
+    INT4_WEIGHTS = "int4-weights"  # weight-only int4 of MatMul weights
+
+    @property
+    def is_int8(self) -> bool:
+        return self in (Precision.INT8, Precision.INT8_DYNAMIC)
+
+
+PRECISIONS = tuple(Precision)
 # what a target builds unless it says otherwise (int4-weights: weight-only int4 of MatMul
 # weights, for the runtimes that have kernels for it)
 COMMON_PRECISIONS = PRECISIONS[:4]
 # built only when named: int4-weights trades accuracy for size, not speed, so --precision auto
 # (the fastest within budget) leaves it out
-OPT_IN_PRECISIONS = ("int4-weights",)
+OPT_IN_PRECISIONS = (Precision.INT4_WEIGHTS,)
 AUTO = "auto"  # --precision auto: every precision, the fastest within budget chosen
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 

@@ -9,35 +9,11 @@ labels are given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from edgepack.device import core
+from edgepack.gates import Gate
 from edgepack.profiles import AccuracyBudget
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One check of one number against its limit."""
-
-    name: str  # e.g. "logits.cosine"
-    value: float
-    limit: float
-    kind: str  # "min" or "max"
-
-    @property
-    def ok(self) -> bool:
-        return core.passes(self.value, self.limit, self.kind)
-
-    def describe(self) -> str:
-        op = ">=" if self.kind == "min" else "<="
-        return f"{self.name} {self.value:.6g} (needs {op} {self.limit:g})"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "limit": self.limit, "kind": self.kind,
-                "ok": self.ok}
-
 
 CLASSIFIER_NAMES = ("logit", "prob", "score", "class", "pred")
 
@@ -137,11 +113,11 @@ def accuracy_gates(per_output: dict, budget: AccuracyBudget) -> list[Gate]:
     gates = []
     tol = tolerance(budget)  # (each output's kind is in its numbers)
     for name, m in per_output.items():
-        gates += [Gate(*check) for check in core.output_checks(name, m, tol)]
+        gates += [Gate.check(*check) for check in core.output_checks(name, m, tol)]
         if "top1_agreement" in m:
-            gates.append(Gate(f"{name}.top1_agreement", m["top1_agreement"],
-                              budget.min_top1_agreement, "min"))
+            gates.append(Gate.check(f"{name}.top1_agreement", m["top1_agreement"],
+                                    budget.min_top1_agreement, "min"))
         if "top1_drop_points" in m:
-            gates.append(Gate(f"{name}.top1_drop_points", m["top1_drop_points"],
-                              budget.max_top1_drop, "max"))
+            gates.append(Gate.check(f"{name}.top1_drop_points", m["top1_drop_points"],
+                                    budget.max_top1_drop, "max"))
     return gates

@@ -3,7 +3,6 @@ that must never be lost. Each test ran red on the core before it was reshaped.""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,18 +13,13 @@ import uuid
 import pytest
 
 from tests.conftest import NO_SPEED_GATE, ROOT, fake_env, run_cli, tagged_processes
+from tests.helpers.reports import cells_by_key, read_report
 
 SAMPLES = ROOT / "sample_models"
 DIGITS = SAMPLES / "digits_cnn.onnx"
 DIGITS_DATA = SAMPLES / "digits_cnn.npz"
 
 
-def _report(out, model="digits_cnn"):
-    return json.loads((out / model / "report.json").read_text())
-
-
-def _cells(report):
-    return {f"{c['profile']}/{c['target']}-{c['precision']}": c for c in report["cells"]}
 
 
 def test_hanging_selftest_fails_only_its_cell(tmp_path):
@@ -34,7 +28,7 @@ def test_hanging_selftest_fails_only_its_cell(tmp_path):
                 "--precision", "fp32", "--data", DIGITS_DATA, "--runs", "5", "--timeout", "20",
                 "-o", out, env=fake_env())
     assert r.returncode == 1, r.stderr
-    cells = _cells(_report(out))
+    cells = cells_by_key(read_report(out))
     assert cells["x86-64/ort-fp32"]["status"] == "ok"
     hung = cells["x86-64/hangselftest-fp32"]
     assert hung["status"] == "failed"
@@ -54,7 +48,7 @@ def test_child_exiting_without_a_result_fails_its_cell(tmp_path):
                 "--precision", "fp32", "--data", DIGITS_DATA, "--runs", "5", "-o", out,
                 env=fake_env())
     assert r.returncode == 1, r.stderr
-    cells = _cells(_report(out))
+    cells = cells_by_key(read_report(out))
     assert "lower exited without writing its result" in cells["x86-64/noresult-fp32"]["reason"]
     assert cells["x86-64/ort-fp32"]["status"] == "ok"
 
@@ -65,7 +59,7 @@ def test_attempts_record_skips_rejections_and_their_own_numbers(tmp_path):
                 "strategies", "--precision", "fp32", "--data", SAMPLES / "mobilenet_digits.npz",
                 "--runs", "5", "-o", out, env=fake_env())
     assert r.returncode == 0, r.stderr
-    cell = _report(out, "mobilenet_digits")["cells"][0]
+    cell = read_report(out, "mobilenet_digits")["cells"][0]
     missing, wrong, right = cell["attempts"]
     assert (missing["outcome"], missing["reason"]) == ("skipped", "its converter is not installed")
     assert missing["accuracy"] is None
@@ -88,7 +82,7 @@ def test_profiles_built_into_one_folder_keep_each_other(tmp_path):
                     "-o", out)
         assert r.returncode == 0, r.stderr
     folder = out / "digits_cnn"
-    cells = _cells(_report(out))
+    cells = cells_by_key(read_report(out))
     assert set(cells) == {"rpi4/ort-fp32", "rpi5/ort-fp32"}
     for cell in cells.values():
         assert (folder / cell["archive"]).is_file() and (folder / cell["bundle"]).is_dir()
@@ -104,10 +98,10 @@ def test_failed_rebuild_keeps_the_earlier_good_bundle(tmp_path):
             "--device-estimate", "off", "--target", "ort", "--precision",
             "int8-dynamic", "--data", DIGITS_DATA, "--runs", "5", "-o", out, *NO_SPEED_GATE)
     assert run_cli(*args).returncode == 0
-    good = _cells(_report(out))["rpi4/ort-int8-dynamic"]
+    good = cells_by_key(read_report(out))["rpi4/ort-int8-dynamic"]
     r = run_cli(*args, "--min-cosine", "0.999999")
     assert r.returncode == 1, r.stderr
-    cell = _cells(_report(out))["rpi4/ort-int8-dynamic"]
+    cell = cells_by_key(read_report(out))["rpi4/ort-int8-dynamic"]
     assert cell["status"] == "failed" and "cosine" in cell["reason"]
     assert cell["previous"]["archive_sha256"] == good["archive_sha256"]
     archive = out / "digits_cnn" / good["archive"]
@@ -156,7 +150,7 @@ def test_in_sample_accuracy_is_split_or_said(tmp_path):
                 "--device-estimate", "off", "--target", "ort", "--precision",
                 "fp32,int8", "--data", DIGITS_DATA, "--runs", "5", "-o", out, *NO_SPEED_GATE)
     assert r.returncode == 0, r.stderr
-    report = _report(out)
+    report = read_report(out)
     split = report["data"]["split"]
     assert split == {"seed": 0, "calib_samples": 112, "eval_samples": 338,
                      "source": str(DIGITS_DATA)}
@@ -176,7 +170,7 @@ def test_tiny_data_is_labelled_in_sample(tmp_path):
                 "--device-estimate", "off", "--target", "ort", "--precision", "int8",
                 "--data", data, "--runs", "5", "-o", out, *NO_SPEED_GATE)
     assert r.returncode in (0, 1), r.stderr
-    report = _report(out)
+    report = read_report(out)
     assert report["data"]["in_sample"] is True
-    assert _cells(report)["rpi4/ort-int8"]["accuracy"]["in_sample"] is True
+    assert cells_by_key(report)["rpi4/ort-int8"]["accuracy"]["in_sample"] is True
     assert "**in-sample**" in (out / "digits_cnn" / "report.md").read_text()

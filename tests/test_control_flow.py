@@ -3,19 +3,15 @@ constants and on static shapes, folded before the converters see them."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import onnxruntime
 
 from tests.conftest import NO_ESTIMATE, run_cli
 from tests.helpers import models
+from tests.helpers.reports import read_report
 
 TARGETS = ("--target", "ort,openvino,tflite", "--precision", "fp32", "--runs", "3")
 
-
-def _report(out, name: str) -> dict:
-    return json.loads((out / name / "report.json").read_text())
 
 
 def test_a_fixed_sample_rate_builds_everywhere_with_the_reference_intact(tmp_path):
@@ -29,7 +25,7 @@ def test_a_fixed_sample_rate_builds_everywhere_with_the_reference_intact(tmp_pat
                 *TARGETS, "--strategy", "2.6.9 flatbuffer_direct +unroll", "-o", out,
                 *NO_ESTIMATE)
     assert r.returncode == 0, r.stderr
-    report = _report(out, "vad")
+    report = read_report(out, "vad")
     for cell in report["cells"]:
         assert cell["status"] == "ok", (cell["key"], cell["reason"])
         assert min(m["cosine"] for m in cell["accuracy"]["outputs"].values()) > 0.9999
@@ -55,7 +51,7 @@ def test_an_if_on_a_shape_comparison_folds_for_tflite(tmp_path):
                 "x=1,32,8", "--target", "tflite", "--precision", "fp32", "--runs", "3", "-o",
                 out, *NO_ESTIMATE)
     assert r.returncode == 0, r.stderr
-    report = _report(out, "switch")
+    report = read_report(out, "switch")
     (cell,) = report["cells"]
     assert cell["status"] == "ok", cell["reason"]
     steps = next(s for s in report["stages"] if s["stage"] == "prepare")["steps"]
@@ -73,7 +69,7 @@ def test_a_com_microsoft_lstm_reaches_tflite_as_a_standard_lstm(tmp_path):
     r = run_cli("build", model, "--target", "tflite", "--precision", "fp32", "--runs", "3",
                 "--strategy", "2.6.9 flatbuffer_direct +unroll", "-o", out, *NO_ESTIMATE)
     assert r.returncode == 0, r.stderr
-    report = _report(out, "qlstm")
+    report = read_report(out, "qlstm")
     (cell,) = report["cells"]
     assert cell["status"] == "ok", cell["reason"]
     accepted = next(a for a in cell["attempts"] if a["outcome"] == "accepted")

@@ -4,23 +4,19 @@ and speed decisions taken on them."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
 from edgepack import speed
-from edgepack.cpus import Counts, all_cpus, cpu_model, estimate
+from edgepack.cpus import Counts, all_cpus, cpu_model, estimate, guest_for
 from edgepack.emulation import SYSROOT, count_instructions
 from tests.conftest import ROOT, SAMPLES, run_cli
+from tests.helpers.reports import cells_in
 
 pytestmark = pytest.mark.skipif(SYSROOT.counter_missing() is not None,
                                 reason=str(SYSROOT.counter_missing()))
 
-
-def _cells(out, model="mobilenet_digits"):
-    report = json.loads((out / model / "report.json").read_text())
-    return {c["profile"] + "/" + c["target"] + "-" + c["precision"]: c for c in report["cells"]}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +32,7 @@ def two_boards(tmp_path_factory):
 def test_every_aarch64_cell_gets_a_labelled_device_estimate(two_boards):
     r, out = two_boards
     assert r.returncode == 0, r.stderr
-    cells = _cells(out)
+    cells = cells_in(out, "mobilenet_digits")
     for key, cpu, clock in (("rpi4/ort-fp32", "Cortex-A72", 1.8),
                             ("rpi5/ort-fp32", "Cortex-A76", 2.4)):
         device = cells[key]["device"]
@@ -54,7 +50,7 @@ def test_int8_is_decided_on_each_profiles_cpu(two_boards):
     """Static int8 uses dot-product kernels on the A76 and not on the A72: each profile's
     decision comes from its own CPU's counts, with the host's ratio beside it."""
     _, out = two_boards
-    cells = _cells(out)
+    cells = cells_in(out, "mobilenet_digits")
     ratios = {}
     for profile in ("rpi4", "rpi5"):
         fp32, int8 = cells[f"{profile}/ort-fp32"], cells[f"{profile}/ort-int8"]
@@ -77,11 +73,11 @@ def test_int8_is_decided_on_each_profiles_cpu(two_boards):
 def test_counts_repeat_within_one_percent(two_boards, tmp_path):
     _, out = two_boards
     bundle = out / "mobilenet_digits" / "rpi5" / "ort-int8"
-    cpu = cpu_model("Cortex-A76")
-    totals = [count_instructions(bundle, cpu.qemu, cpu.features, 600, tmp_path / str(i))
+    guest = guest_for("Cortex-A76")
+    totals = [count_instructions(bundle, guest, 600, tmp_path / str(i))
               ["counts"]["total"] for i in range(2)]
     assert abs(totals[0] - totals[1]) / totals[0] < 0.01
-    built = _cells(out)["rpi5/ort-int8"]["device"]["instructions"]["total"]
+    built = cells_in(out, "mobilenet_digits")["rpi5/ort-int8"]["device"]["instructions"]["total"]
     assert abs(built - totals[0]) / built < 0.01
 
 
@@ -94,7 +90,7 @@ def test_a_profile_with_an_unknown_cpu_says_so_and_keeps_host_numbers(tmp_path):
     r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", profile, "--target", "ort",
                 "--precision", "fp32", "--runs", "10", "-o", out)
     assert r.returncode == 0, r.stderr
-    device = _cells(out, "digits_cnn")["odd/ort-fp32"]["device"]
+    device = cells_in(out, "digits_cnn")["odd/ort-fp32"]["device"]
     assert device["status"] == "not estimated"
     assert device["reason"].startswith("no CPU model for 'Cortex-X9' (known: Cortex-A53")
     assert "speed figures are the build host's" in device["reason"]

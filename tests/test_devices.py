@@ -20,7 +20,8 @@ import pytest
 from edgepack import procs
 from edgepack.artifact import sha256_file
 from edgepack.bundle import write_archive
-from edgepack.emulation import CPUS, SYSROOT, cpu_for
+from edgepack.cpus import all_cpus, guest_for
+from edgepack.emulation import SYSROOT
 from edgepack.profiles import list_profiles, load_profile
 from tests.conftest import SAMPLES, run_cli
 from tests.helpers.board import clean_env, install_offline_and_selftest, loopback_board
@@ -46,37 +47,53 @@ print(next(v for k, v in pairs if k == 16))  # AT_HWCAP
 
 
 def _hwcap(cpu: str) -> int:
-    done = procs.run([*SYSROOT.command(cpu), "-c", AUXV], what="python", timeout=120,
+    done = procs.run([*SYSROOT.command(guest_for(cpu)), "-c", AUXV], what="python", timeout=120,
                      capture=True, env=SYSROOT.env())
     assert done.ok, done.output
     return int(done.output.strip().splitlines()[-1])
 
 
-def test_every_arm_profile_has_a_qemu_cpu_and_it_reaches_qemu():
+def test_every_arm_profile_has_a_cpu_file_and_it_reaches_qemu():
     arm = [p for p in list_profiles() if p.arch == "aarch64"]
     assert {p.name for p in arm} >= {"rpi4", "rpi5"}
     for profile in arm:
-        cpu = cpu_for(profile.cpu)
-        assert cpu in CPUS, profile.cpu
-        cmd = SYSROOT.command(cpu)
-        assert cmd[cmd.index("-cpu") + 1] == cpu
-    assert cpu_for(load_profile("rpi4").cpu) == "cortex-a72"
-    assert cpu_for(load_profile("rpi5").cpu) == "cortex-a76"
+        guest = guest_for(profile.cpu, profile.features)
+        assert guest is not None and guest.cpu in all_cpus().values(), profile.cpu
+        cmd = SYSROOT.command(guest)
+        assert cmd[cmd.index("-cpu") + 1] == guest.cpu.qemu
+    assert guest_for(load_profile("rpi4").cpu).qemu == "cortex-a72"
+    assert guest_for(load_profile("rpi5").cpu).qemu == "cortex-a76"
 
 
 def test_the_emulated_cpu_has_that_cpus_features_not_qemus_max():
     """A Cortex-A72 (rpi4) has neither LSE atomics nor dot product; an A76 (rpi5) has both:
     the CPU the bundle sees really changes with the profile."""
-    a72, a76 = _hwcap("cortex-a72"), _hwcap("cortex-a76")
+    a72, a76 = _hwcap("Cortex-A72"), _hwcap("Cortex-A76")
     assert not a72 & HWCAP_ATOMICS and not a72 & HWCAP_ASIMDDP
     assert a76 & HWCAP_ATOMICS and a76 & HWCAP_ASIMDDP
 
 
-def test_the_sysroot_shows_the_profiles_cpu_part():
-    done = procs.run([*SYSROOT.command("cortex-a76"), "-c",
-                      "print(open('/proc/cpuinfo').read())"], what="python", timeout=120,
+CPU_VIEW = """
+import glob
+print(open('/proc/cpuinfo').read())
+print(open('/sys/devices/system/cpu/cpu0/regs/identification/midr_el1').read())
+for d in sorted(glob.glob('/sys/devices/system/cpu/cpu0/cache/index*')):
+    print('cache', *(open(d + '/' + k).read().strip() for k in ('level', 'type', 'size')))
+"""
+
+
+def test_the_sysroot_shows_the_profiles_cpu_from_its_cpu_file():
+    """Part number, MIDR, caches and features all come from targets/cpus/cortex-a76.toml
+    and the profile: one source for the CPU."""
+    profile = load_profile("rpi5")
+    guest = guest_for(profile.cpu, profile.features)
+    done = procs.run([*SYSROOT.command(guest), "-c", CPU_VIEW], what="python", timeout=120,
                      capture=True, env=SYSROOT.env())
-    assert done.ok and "CPU part\t: 0xd0b" in done.output
+    assert done.ok and f"CPU part\t: {guest.cpu.midr_part}" in done.output
+    assert f"0x{guest.cpu.midr:016x}" in done.output
+    assert "Features\t: " + " ".join(profile.features) in done.output
+    caches = [ln.split()[1:] for ln in done.output.splitlines() if ln.startswith("cache ")]
+    assert caches == [[str(level), kind, size] for level, kind, size, _ in guest.cpu.caches]
 
 
 # --- build --emulate, verify --emulate ---------------------------------------------------------
@@ -160,12 +177,12 @@ def test_a_cell_that_cannot_be_emulated_says_why(tmp_path):
     cells = {c["profile"]: c for c in json.loads(
         (tmp_path / "out" / "digits_cnn" / "report.json").read_text())["cells"]}
     assert cells["odd"]["emulated"] == {
-        "status": "not emulated", "reason": "no qemu model for the profile's CPU 'Cortex-X9'"}
+        "status": "not emulated", "reason": "no CPU model for the profile's CPU 'Cortex-X9'"}
     assert cells["x86-64"]["emulated"]["status"] == "not emulated"
     assert cells["x86-64"]["emulated"]["reason"].startswith(
         "x86_64 profile: only aarch64 profiles are emulated")
     md = (tmp_path / "out" / "digits_cnn" / "report.md").read_text()
-    assert "odd/ort-fp32: not emulated: no qemu model for the profile's CPU 'Cortex-X9'" in md
+    assert "odd/ort-fp32: not emulated: no CPU model for the profile's CPU 'Cortex-X9'" in md
 
 
 # --- a board over SSH --------------------------------------------------------------------------
@@ -230,6 +247,33 @@ def test_build_remote_reports_the_boards_numbers(board, tmp_path):
     assert not [d for d in left if Path(d).owner() != "root"]
 
 
+def test_the_board_decides_the_speed_when_there_is_one(board, tmp_path):
+    """board > estimate > host: with a board of the profile, int8 is shipped or declined on
+    the board's own p50s, though the device estimate is there too; the report says so."""
+    r = run_cli("build", SAMPLES / "digits_cnn.onnx", "--profile", "rpi4",
+                "--device-estimate", "on", "--target", "ort", "--precision", "fp32,int8",
+                "--eval", SAMPLES / "digits_cnn.npz", "--calib", SAMPLES / "digits_cnn_calib.npz",
+                "--runs", "20", "--remote", "rpi4=board", "-o", tmp_path, env=clean_env(board))
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((tmp_path / "digits_cnn" / "report.json").read_text())
+    cells = {c["precision"]: c for c in report["cells"]}
+    int8 = cells["int8"]
+    assert int8["status"] in ("ok", "declined"), int8["reason"]
+    assert int8["device"]["status"] == "ok"  # an estimate was there, and was not used
+    assert int8["speed"]["source"] == "board" and "measured on board" in int8["speed"]["detail"]
+    fp32_p50 = cells["fp32"]["boards"][0]["latency"]["p50"]
+    assert int8["speed"]["detail"].startswith(f"measured on board: fp32 p50 {fp32_p50:.4g} ms")
+    decided = [a for a in int8["attempts"] if a["speed"]]
+    assert decided and all(a["speed"]["source"] == "board" for a in decided)
+    gate = next(g for g in int8["gates"] if g["name"] == "speedup")
+    assert gate["source"] == "board" and gate["gate"] == "min_speedup (measured on the board)"
+    if int8["status"] == "ok":  # its board run was taken once, in the speed check
+        (b,) = int8["boards"]
+        assert b["latency"]["p50"] == pytest.approx(fp32_p50 / int8["speed"]["speedup"])
+    md = (tmp_path / "digits_cnn" / "report.md").read_text()
+    assert f"{int8['speed']['speedup']:.2f}× board" in md
+
+
 def test_a_board_with_a_different_host_key_is_refused(board, digits_archive, tmp_path):
     config = Path(board["EDGEPACK_SSH_CONFIG"])
     hosts = tmp_path / "known_hosts"
@@ -290,7 +334,7 @@ def test_vendored_wheels_install_offline_on_a_clean_arm64_python(tmp_path):
         assert manifest["wheels"] == wheels
         assert all(f"wheels/{w}" in manifest["files"] for w in wheels)
         assert "pip install --no-index --find-links wheels" in (bundle / "README.md").read_text()
-        install_offline_and_selftest(bundle, "cortex-a76", tmp_path / target)
+        install_offline_and_selftest(bundle, guest_for("Cortex-A76"), tmp_path / target)
 
 
 def test_a_pin_with_no_wheel_for_the_profile_fails_its_cell(tmp_path):

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import make_matmul_model, run_cli, selftest_extracted
 from tests.helpers import models
+from tests.helpers.reports import read_report
 
 ALL = "ort,openvino,tflite"
 
@@ -22,9 +23,6 @@ def _build(model, out, *args):
     return run_cli("build", model, "--profile", "x86-64", "--precision", "fp32", "--runs", "5",
                    "-o", out, *args)
 
-
-def _report(out, name):
-    return json.loads((out / name / "report.json").read_text())
 
 
 def _steps(report):
@@ -46,7 +44,7 @@ def test_recurrent_state_input_builds_on_every_target(tmp_path, with_data):
     out = tmp_path / "dist"
     r = _build(model, out, "--target", ALL, *args)
     assert r.returncode == 0, r.stderr
-    report = _report(out, "gru")
+    report = read_report(out, "gru")
     assert _statuses(report) == {t: ("ok", None) for t in ALL.split(",")}
     source = report["data"]["eval"]["source"]
     if with_data:
@@ -86,7 +84,7 @@ def test_branch_on_a_scalar_input_needs_fix_input_then_converts_everywhere(tmp_p
     assert "--fix-input sample_rate=VALUE" in r.stderr and not out.exists()
     r = _build(model, out, "--target", ALL, "--fix-input", "sample_rate=16000")
     assert r.returncode == 0, r.stderr
-    report = _report(out, "branch")
+    report = read_report(out, "branch")
     assert _statuses(report) == {t: ("ok", None) for t in ALL.split(",")}
     steps = _steps(report)
     # the If the fixed input decides folds with the fixing (its other branch may not even
@@ -114,7 +112,7 @@ def test_a_failed_branching_model_names_fix_input(tmp_path):
     r = _build(model, out, "--target", "ort,tflite", "--data", data,
                "--strategy", "onnx2tf-2.6.9")
     assert r.returncode == 1, r.stderr
-    cells = _statuses(_report(out, "branch"))
+    cells = _statuses(read_report(out, "branch"))
     assert cells["ort"] == ("ok", None)
     assert cells["tflite"][0] == "failed"
     assert "--fix-input sample_rate=VALUE freezes them" in cells["tflite"][1]
@@ -125,7 +123,7 @@ def test_token_ids_stay_within_their_embedding_tables(tmp_path):
     out = tmp_path / "dist"
     r = _build(model, out, "--target", "ort,openvino")
     assert r.returncode == 0, r.stderr
-    report = _report(out, "tokens")
+    report = read_report(out, "tokens")
     assert "input_ids in 0..49, token_type_ids in 0..1, attention_mask in 0..1" in \
         report["data"]["eval"]["source"]
     assert _statuses(report) == {"ort": ("ok", None), "openvino": ("ok", None)}
@@ -155,7 +153,7 @@ def test_integer_and_all_zero_outputs_compare_without_nan(tmp_path):
     out = tmp_path / "dist"
     r = _build(model, out, "--target", "ort,openvino")
     assert r.returncode == 0, r.stderr
-    for cell in _report(out, "outs")["cells"]:
+    for cell in read_report(out, "outs")["cells"]:
         outputs = cell["accuracy"]["outputs"]
         assert cell["status"] == "ok", cell["reason"]
         assert outputs["shape"]["match"] == 1.0 and outputs["shape"]["mismatches"] == 0
@@ -184,7 +182,7 @@ def test_preparation_keeps_pre_quantized_weights_quantized(tmp_path):
     out = tmp_path / "dist"
     r = _build(model, out, "--target", "ort")
     assert r.returncode == 0, r.stderr
-    report = _report(out, "preq")
+    report = read_report(out, "preq")
     steps = _steps(report)
     assert steps["simplify:onnxsim"]["status"] == "rejected"
     assert "would grow the model from 0.3 MiB to 1.0 MiB" in steps["simplify:onnxsim"]["reason"]
@@ -200,7 +198,7 @@ def test_old_opset_is_upgraded_and_recorded(tmp_path):
     out = tmp_path / "dist"
     r = _build(path, out, "--target", "ort,openvino")
     assert r.returncode == 0, r.stderr
-    steps = _steps(_report(out, "old"))
+    steps = _steps(read_report(out, "old"))
     assert steps["upgrade-opset"]["changes"] == ["opset 9 upgraded to 13"]
 
 
@@ -225,7 +223,7 @@ def test_if_condition_of_shape_1x1_becomes_a_scalar(tmp_path):
     out = tmp_path / "dist"
     r = _build(path, out, "--target", "ort,openvino")
     assert r.returncode == 0, r.stderr
-    report = _report(out, "if11")
+    report = read_report(out, "if11")
     steps = _steps(report)
     assert steps["if-conditions"]["changes"][0].endswith("condition [1, 1] made a scalar")
     assert _statuses(report)["openvino"] == ("ok", None)

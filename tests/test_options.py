@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from edgepack.config import KEYS, config_schema
-from edgepack.options import OPTIONS
+from edgepack.options import OPTIONS, BuildOptions, build_options, field_lines, report_settings
 from tests.conftest import ROOT, make_matmul_model
 
 NEW_OPTION = '''    Option("demo_knob", Integer(), "a demo knob",
@@ -46,9 +49,10 @@ print(json.dumps(out))
 
 
 def test_adding_an_option_touches_one_declaration(tmp_path):
-    """One Option entry added to a copy of the source: the flag is in --help, the key in the
-    config schema and the config check, the range in validation, the value in the report's
-    settings and the cell cache key. No other file changes."""
+    """One Option entry added to a copy of the source (and its typed BuildOptions field, the
+    line ``python -m edgepack.options --fields`` prints for it): the flag is in --help, the
+    key in the config schema and the config check, the range in validation, the value in the
+    report's settings and the cell cache key. No other file changes."""
     copy = tmp_path / "src"
     shutil.copytree(ROOT / "edgepack", copy / "edgepack",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -60,6 +64,13 @@ def test_adding_an_option_touches_one_declaration(tmp_path):
     options.write_text(text.replace(anchor, NEW_OPTION + anchor))
     env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "COLUMNS": "200"}
+    fields = subprocess.run([sys.executable, "-m", "edgepack.options", "--fields"], cwd=copy,
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert fields.returncode == 0, fields.stderr
+    (line,) = [ln for ln in fields.stdout.splitlines() if "demo_knob" in ln]
+    assert line == "    demo_knob: int = 3"
+    text = options.read_text()
+    options.write_text(text.replace("    output: Path = ", f"{line}\n    output: Path = ", 1))
     help_text = subprocess.run([sys.executable, "-m", "edgepack", "build", "--help"], cwd=copy,
                                capture_output=True, text=True, env=env, timeout=120).stdout
     assert "--demo-knob" in help_text and "A demo knob for the structure test" in help_text
@@ -102,3 +113,36 @@ def test_a_list_where_a_string_is_given_is_refused(tmp_path):
                           "(targets (runtimes))")
     else:
         raise AssertionError("targets = \"ort\" was accepted")
+
+
+def test_build_options_fields_are_typed_and_in_step_with_the_table():
+    """BuildOptions declares each option's field with its kind's type, in the table's order
+    (a type checker sees them), with the table's default: a drift fails here."""
+    fields = dataclasses.fields(BuildOptions)
+    assert [f.name for f in fields] == list(OPTIONS)
+    for f in fields:
+        option = OPTIONS[f.name]
+        assert f.type == option.annotation, f.name
+        if f.default_factory is not dataclasses.MISSING:
+            assert f.default_factory() == option.default_value, f.name
+        else:
+            assert f.default == option.default, f.name
+    assert field_lines() == [ln for ln in inspect.getsource(BuildOptions).splitlines()
+                             if ln.startswith("    ") and ": " in ln and " = " in ln
+                             and not ln.strip().startswith(('"', "#", "top", "return"))]
+
+
+def test_boards_and_cells_are_parsed_once_where_they_are_given():
+    from edgepack.remote import Remote
+
+    opts = build_options({"model": Path("m.onnx"),
+                          "remotes": OPTIONS["remotes"].kind.from_cli(["rpi4=pi@board:2222"],
+                                                                      "--remote"),
+                          "cells": OPTIONS["cells"].kind.from_cli(["m/rpi4/ort-int8"],
+                                                                  "--cell")})
+    (board,) = opts.remotes
+    assert board == Remote("board", "pi", 2222, "rpi4") and str(board) == "rpi4=pi@board:2222"
+    (cell,) = opts.cells
+    assert (cell.model, cell.profile, cell.rest) == ("m", "rpi4", "ort-int8")
+    assert report_settings(build_options({"model": Path("m.onnx"), "remotes": opts.remotes,
+                                          "cache": Path("c")}))["cache"] == "c"

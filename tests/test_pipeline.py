@@ -16,15 +16,7 @@ from tests.conftest import (
     run_cli,
     selftest_extracted,
 )
-
-
-def _report(out, model):
-    return json.loads((out / model / "report.json").read_text())
-
-
-def _cells(report):
-    return {f"{c['profile']}/{c['target']}-{c['precision']}" + (f"-{c['variant']}" if c.get(
-        "variant") else ""): c for c in report["cells"]}
+from tests.helpers.reports import cells_by_key, read_report
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +31,10 @@ def mobilenet_build(tmp_path_factory):
 def test_build_verifies_with_labels(mobilenet_build):
     r, out = mobilenet_build
     assert r.returncode == 0, r.stderr
-    report = _report(out, "mobilenet_digits")
+    report = read_report(out, "mobilenet_digits")
     assert report["schema_version"] == 3 and report["ok"] is True
     assert report["data"]["eval"]["kind"] == "labelled"
-    cells = _cells(report)
+    cells = cells_by_key(report)
     fp32, int8 = cells["rpi4/ort-fp32"], cells["rpi4/ort-int8"]
     for cell in (fp32, int8):
         assert cell["status"] == "ok"
@@ -124,8 +116,8 @@ def test_identical_inputs_give_identical_archives(mobilenet_build, tmp_path):
     r = build_sample("mobilenet_digits", tmp_path / "again", "--profile", "rpi4", "--target",
                      "ort", "--precision", "fp32,int8", runs=5)
     assert r.returncode == 0, r.stderr
-    a = _cells(_report(first, "mobilenet_digits"))
-    b = _cells(_report(tmp_path / "again", "mobilenet_digits"))
+    a = cells_by_key(read_report(first, "mobilenet_digits"))
+    b = cells_by_key(read_report(tmp_path / "again", "mobilenet_digits"))
     for key in ("rpi4/ort-fp32", "rpi4/ort-int8"):
         assert a[key]["archive_sha256"] == b[key]["archive_sha256"]
         assert len(a[key]["archive_sha256"]) == 64
@@ -138,7 +130,7 @@ def test_accuracy_gate_failure_is_exit_1_with_numbers(tmp_path):
                 "--precision", "fp32,int8-dynamic", "--data", samples / "digits_cnn.npz",
                 "--min-cosine", "0.999999", "--runs", "5", "-o", out, *NO_ESTIMATE)
     assert r.returncode == 1, r.stderr  # int8-dynamic's cosine is ~0.99998: below the gate
-    cells = _cells(_report(out, "digits_cnn"))
+    cells = cells_by_key(read_report(out, "digits_cnn"))
     assert cells["rpi4/ort-fp32"]["status"] == "ok"
     bad = cells["rpi4/ort-int8-dynamic"]
     assert bad["status"] == "failed"
@@ -155,14 +147,14 @@ def test_verification_rejects_a_wrong_model(tmp_path):
                 samples / "mobilenet_digits.npz", "--runs", "5", "-o", out,
                 env=fake_env())
     assert r.returncode == 1, r.stderr
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     assert cells["x86-64/ort-fp32"]["status"] == "ok"
     wrong = cells["x86-64/wrong-fp32"]
     assert wrong["status"] == "failed" and "accuracy outside budget" in wrong["reason"]
     assert wrong["accuracy"]["outputs"]["logits"]["rel_error"] > 0.01
 
 
-def test_crash_and_hang_fail_only_their_cells(tmp_path):
+def test_crash_and_hang_fail_only_theircells(tmp_path):
     samples = ROOT / "sample_models"
     out = tmp_path / "dist"
     r = run_cli("build", samples / "digits_cnn.onnx", "--profile", "x86-64",
@@ -170,7 +162,7 @@ def test_crash_and_hang_fail_only_their_cells(tmp_path):
                 "--data", samples / "digits_cnn.npz", "--runs", "5", "--timeout", "20", "-o", out,
                 env=fake_env())
     assert r.returncode == 1, r.stderr
-    cells = _cells(_report(out, "digits_cnn"))
+    cells = cells_by_key(read_report(out, "digits_cnn"))
     assert cells["x86-64/misbehaving-fp32"]["status"] == "ok"
     assert "crashed (SIGABRT)" in cells["x86-64/misbehaving-fp16"]["reason"]
     assert "timed out after 20 s" in cells["x86-64/misbehaving-int8-dynamic"]["reason"]
@@ -225,7 +217,7 @@ def test_unavailable_profile_defaults_are_skipped_and_say_why(tmp_path):
     assert ("x86-64/openvino-fp32 skipped: openvino is not installed: pip install "
             "'edgepack[openvino]'") in text
     assert "x86-64/tflite-fp32 skipped: ai-edge-litert is not installed" in text
-    report = _report(out, "tiny")
+    report = read_report(out, "tiny")
     statuses = {c["target"]: c["status"] for c in report["cells"]}
     assert (statuses["ort"], statuses["openvino"], statuses["tflite"]) == \
         ("ok", "skipped", "skipped")

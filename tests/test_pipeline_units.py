@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from edgepack.errors import TargetError, UsageError
-from edgepack.options import CELL, PREPARE, build_options, cache_values, report_settings
+from edgepack.gates import Gate
+from edgepack.options import (
+    CELL,
+    PREPARE,
+    CellId,
+    build_options,
+    cache_values,
+    report_settings,
+)
 from edgepack.pipeline.attempts import Tried, Verified, candidates, keep_rejected
 from edgepack.pipeline.bundling import CellPaths
 from edgepack.pipeline.cache import BuildCache
@@ -19,6 +27,7 @@ from edgepack.pipeline.cells import CellContext, Outcome, build_cell, failure_re
 from edgepack.pipeline.options import validate
 from edgepack.pipeline.plan import plan, select_cells
 from edgepack.report.model import Attempt
+from edgepack.speed import Decision, Source, Verdict
 from edgepack.targets.base import Lowered, Strategy
 from tests.conftest import make_matmul_model
 
@@ -47,10 +56,11 @@ def test_plan_narrows_strategies_and_selects_cells(model, tmp_path):
                  precisions=("int8-dynamic",), strategy="dynamic-all")
     cells = plan(opts)
     assert [s.name for s in cells[1].strategies] == ["dynamic-all"]
-    picked = select_cells(("rpi4/ort-int8-dynamic",), plan(replace(opts, strategy=None)))
+    picked = select_cells((CellId.parse("rpi4/ort-int8-dynamic"),),
+                          plan(replace(opts, strategy=None)))
     assert [p.cell.key for p in picked] == ["rpi4/ort-fp32", "rpi4/ort-int8-dynamic"]
     with pytest.raises(TargetError, match="no such cell"):
-        select_cells(("rpi4/nothing",), cells)
+        select_cells((CellId.parse("rpi4/nothing"),), cells)
 
 
 def test_plan_refuses_what_cannot_be_built(model, tmp_path):
@@ -168,13 +178,15 @@ def test_a_cell_is_built_in_process_with_a_real_target(model, tmp_path):
     cell = build_cell(CellContext(opts, prepared, work, stage, {"host": "here"}), p)
     assert cell.status == "ok", cell.reason
     assert [a.outcome for a in cell.attempts] == ["accepted"]
-    assert cell.latency["runs"] == 5 and cell.archive_sha256
+    assert cell.latency.runs == 5 and cell.archive_sha256
     assert (stage / cell.archive).is_file()
 
 
 def test_a_second_holder_of_a_folder_lock_waits_for_the_first(tmp_path):
     """procs.locked serializes processes: publishing into one output folder, and two CI jobs
-    installing one toolchain (the second then finds it installed instead of racing pip)."""
+    installing one toolchain (the second then finds it installed instead of racing pip).
+    The kernel's own table of locks (/proc/locks, "->" marks a waiter) shows the second
+    process blocked on the lock, however slowly it started."""
     import subprocess
     import sys
     import time
@@ -188,9 +200,18 @@ def test_a_second_holder_of_a_folder_lock_waits_for_the_first(tmp_path):
     with procs.locked(tmp_path / "folder"):
         child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "folder"),
                                   str(mark)])
-        time.sleep(2.0)
-        assert not mark.exists()  # blocked on the lock this process holds
+        deadline = time.monotonic() + 60
+        while not _waits_on_a_lock(child.pid) and time.monotonic() < deadline:
+            assert child.poll() is None and not mark.exists()  # never past the lock
+            time.sleep(0.05)
+        assert _waits_on_a_lock(child.pid) and not mark.exists()
     assert child.wait(timeout=60) == 0 and mark.exists()
+
+
+def _waits_on_a_lock(pid: int) -> bool:
+    """Whether ``pid`` is blocked waiting for a file lock (a "->" line of /proc/locks)."""
+    return any(line.split()[1] == "->" and str(pid) in line.split()
+               for line in Path("/proc/locks").read_text().splitlines())
 
 
 def test_failure_reason_names_the_closest_measured_attempt(tmp_path):
@@ -218,15 +239,13 @@ def test_a_declined_cell_shows_the_numbers_of_the_bundle_its_reason_names(model,
     def verified(cosine: float, passed: bool) -> Verified:
         return Verified(Lowered("model.ort", ["model.ort"], [], []),
                         {"outputs": {"y": {"cosine": cosine}}},
-                        [{"name": "y.cosine", "value": cosine, "limit": 0.98, "kind": "min",
-                          "ok": cosine >= 0.98}], {}, passed, None)
+                        (Gate.check("y.cosine", cosine, 0.98, "min"),), {}, passed, None)
 
-    slow = {"speedup": 0.97, "low": 0.9, "high": 1.05, "min_speedup": 1.0,
-            "verdict": "undecided", "source": "host", "rounds": 7, "detail": "host"}
+    slow = Decision(Source.HOST, 0.97, 0.9, 1.05, 1.0, Verdict.UNDECIDED, "host", 7)
     tried = Tried((Attempt("matmul", "rejected", reason="not shown faster", speed=slow),
                    Attempt("all", "rejected", reason="accuracy outside budget")),
                   None, verified(0.88, False), closest=verified(0.9999, False))
     cell = finish(ctx, p, paths, Outcome(tried))
     assert cell.status == "declined"
     assert cell.accuracy["outputs"]["y"]["cosine"] == 0.9999
-    assert [g["ok"] for g in cell.gates if g["name"] == "y.cosine"] == [True]
+    assert [g.ok for g in cell.gates if g.name == "y.cosine"] == [True]

@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLES, run_cli
+from tests.helpers.reports import cells_by_key, read_report
 
 DIGITS = SAMPLES / "digits_cnn.onnx"
 DATA = ("--eval", str(SAMPLES / "digits_cnn.npz"), "--calib",
         str(SAMPLES / "digits_cnn_calib.npz"))
 
 
-def _report(out: Path) -> dict:
-    return json.loads((out / "digits_cnn" / "report.json").read_text())
 
 
-def _cells(report: dict) -> dict[str, str]:
-    return {f"{c['profile']}/{c['target']}-{c['precision']}": c["status"]
-            for c in report["cells"]}
+def _statuses(report: dict) -> dict[str, str]:
+    return {key: c["status"] for key, c in cells_by_key(report).items()}
 
 
 def _config(folder: Path, body: str) -> Path:
@@ -42,8 +40,8 @@ def test_config_reproduces_the_demo_build_with_no_flags(tmp_path):
     shutil.copy(ROOT / "edgepack.toml", folder / "edgepack.toml")
     r = run_cli("build", cwd=folder)
     assert r.returncode == 0, r.stderr
-    report = _report(folder / "dist")
-    assert _cells(report) == {"rpi4/ort-fp32": "ok", "rpi4/ort-fp16": "ok",
+    report = read_report(folder / "dist")
+    assert _statuses(report) == {"rpi4/ort-fp32": "ok", "rpi4/ort-fp16": "ok",
                               "rpi4/ort-int8": "ok"}
     gates = {g["name"]: g for g in report["cells"][0]["gates"]}
     assert {"size_mb", "peak_rss_mb"} <= set(gates)
@@ -92,7 +90,7 @@ def test_missed_gate_fails_the_build_and_names_the_gate(tmp_path):
     assert r.returncode == 1, r.stderr
     md = (out / "digits_cnn" / "report.md").read_text()
     assert "## Gates missed" in md and "max_latency_ms" in md
-    cell = _report(out)["cells"][0]
+    cell = read_report(out)["cells"][0]
     assert cell["status"] == "failed" and "release gate missed: max_latency_ms" in cell["reason"]
     size = next(g for g in cell["gates"] if g["name"] == "size_mb")
     assert size["ok"] and size["limit"] == 100
@@ -186,7 +184,7 @@ def test_cache_restores_an_unchanged_rebuild_and_misses_a_changed_one(tmp_path):
     again = run_cli("build", *args, "-o", tmp_path / "b")
     assert again.returncode == 0, again.stderr
     assert "2 cell(s) restored from the build cache" in again.stderr
-    a, b = _report(tmp_path / "a"), _report(tmp_path / "b")
+    a, b = read_report(tmp_path / "a"), read_report(tmp_path / "b")
     assert all(c["cached"] and c["cached"]["built"] for c in b["cells"])
     assert [c["latency"] for c in a["cells"]] == [c["latency"] for c in b["cells"]]
     assert (tmp_path / "a" / "digits_cnn" / "SHA256SUMS").read_text() == \
@@ -199,11 +197,11 @@ def test_cache_restores_an_unchanged_rebuild_and_misses_a_changed_one(tmp_path):
 
     rebench = run_cli("build", *args, "--rebench", "-o", tmp_path / "c")
     assert rebench.returncode == 0, rebench.stderr
-    assert all(c["cached"]["rebenchmarked"] for c in _report(tmp_path / "c")["cells"])
+    assert all(c["cached"]["rebenchmarked"] for c in read_report(tmp_path / "c")["cells"])
 
     changed = run_cli("build", *args, "--min-cosine", "0.99", "-o", tmp_path / "d")
     assert changed.returncode == 0, changed.stderr
-    assert not any(c["cached"] for c in _report(tmp_path / "d")["cells"])
+    assert not any(c["cached"] for c in read_report(tmp_path / "d")["cells"])
 
 
 def test_report_compare_flags_a_latency_regression_and_passes_a_rerun(tmp_path):
@@ -214,7 +212,7 @@ def test_report_compare_flags_a_latency_regression_and_passes_a_rerun(tmp_path):
     assert run_cli("build", *args, "-o", tmp_path / "old").returncode == 0
     r = run_cli("build", *args, "--rebench", "-o", tmp_path / "new")
     assert r.returncode == 0, r.stderr
-    assert len(_report(tmp_path / "new")["cells"][0]["latency"]["rounds_p50_ms"]) == 3
+    assert len(read_report(tmp_path / "new")["cells"][0]["latency"]["rounds_p50_ms"]) == 3
     same = run_cli("report", "compare", tmp_path / "old", tmp_path / "new")
     assert same.returncode == 0, same.stdout + same.stderr
     assert "No regression." in same.stdout

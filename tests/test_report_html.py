@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from edgepack.report.html import to_html
-from edgepack.report.model import Attempt, Cell, Report
+from edgepack.report.model import Cell, Report, Status
+from edgepack.report.records import DeviceEstimate
 from edgepack.report.render import to_markdown
 from edgepack.report.svg import PARETO, POINT, pareto_front
 
@@ -24,9 +26,14 @@ LOG = "logs/rpi4-tflite-int8.log"
 BUILD = {"created": "2026-01-01T00:00:00+00:00", "host": "h", "edgepack_version": "0.1.0"}
 
 
+def _cell(**record) -> Cell:
+    """A cell from its report.json record (the records typed as a build makes them)."""
+    return Cell.from_json(record)
+
+
 def _ok(target: str, precision: str, p50: float, top1: float, size: int) -> Cell:
-    return Cell(
-        "rpi4", target, precision, status="ok", build=BUILD,
+    return _cell(
+        profile="rpi4", target=target, precision=precision, status="ok", build=BUILD,
         latency={"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.3, "mean": p50, "min": p50 * 0.9,
                  "max": p50 * 1.4, "runs": 50, "threads": 2, "measured_on": "build host"},
         accuracy={"data": "labelled", "samples": 100, "source": "data.npz", "in_sample": False,
@@ -38,11 +45,11 @@ def _ok(target: str, precision: str, p50: float, top1: float, size: int) -> Cell
         log=f"logs/rpi4-{target}-{precision}.log",
         gates=[{"name": "logits.cosine", "value": 0.9999, "limit": 0.99, "kind": "min",
                 "ok": True}],
-        attempts=[Attempt("default", "accepted", seconds=1.25,
-                          accuracy={"logits": {"top1": top1, "cosine": 0.9999}},
-                          speed={"speedup": 1.5, "low": 1.4, "high": 1.6,
-                                 "min_speedup": 1.0, "verdict": "faster", "source": "host",
-                                 "rounds": 3, "detail": "host, 3 interleaved rounds"})],
+        attempts=[{"strategy": "default", "outcome": "accepted", "seconds": 1.25,
+                   "accuracy": {"logits": {"top1": top1, "cosine": 0.9999}},
+                   "speed": {"speedup": 1.5, "low": 1.4, "high": 1.6,
+                             "min_speedup": 1.0, "verdict": "faster", "source": "host",
+                             "rounds": 3, "detail": "host, 3 interleaved rounds"}}],
         notes=[f"{precision}: a note"])
 
 
@@ -54,21 +61,23 @@ def _report(cells: list[Cell]) -> Report:
                   data={"eval": {"kind": "labelled", "source": "data.npz", "samples": 100},
                         "calib": None, "split": None, "in_sample": False},
                   stages=[{"stage": "import", "status": "ok", "tool": "onnx 1.23.2"}],
-                  cells=cells, notes=["a report note"])
+                  cells=tuple(cells), notes=("a report note",))
 
 
 def _matrix_report(folder: Path) -> Report:
-    failed = Cell(
-        "rpi4", "tflite", "int8", status="failed", requested=True, build=BUILD,
+    failed = _cell(
+        profile="rpi4", target="tflite", precision="int8", status="failed", requested=True,
+        build=BUILD,
         reason="all 2 attempts rejected; last: accuracy gate logits.cosine missed <0.95>",
         log=LOG, failed_bundles="failed/rpi4/tflite-int8",
         gates=[{"name": "logits.cosine", "value": 0.93, "limit": 0.98, "kind": "min",
                 "ok": False}],
-        attempts=[Attempt("per-channel", "rejected", reason="cosine 0.93 < 0.98", seconds=2.0),
-                  Attempt("per-tensor", "rejected", reason="converter crashed", seconds=0.5,
-                          model="minimal")])
-    skipped = Cell("x86-64", "openvino", "int8", status="skipped",
-                   reason="openvino does not run on rpi4")
+        attempts=[{"strategy": "per-channel", "outcome": "rejected",
+                   "reason": "cosine 0.93 < 0.98", "seconds": 2.0},
+                  {"strategy": "per-tensor", "outcome": "rejected",
+                   "reason": "converter crashed", "seconds": 0.5, "model": "minimal"}])
+    skipped = _cell(profile="x86-64", target="openvino", precision="int8", status="skipped",
+                    reason="openvino does not run on rpi4")
     log = folder / LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(f"log line {i}\n" for i in range(100))
@@ -121,7 +130,7 @@ def test_html_has_plots_pareto_details_and_log_excerpt(tmp_path):
 
 def test_html_without_ok_cells_or_folder(tmp_path):
     report = _matrix_report(tmp_path)
-    report.cells = [c for c in report.cells if c.status != "ok"]
+    report = replace(report, cells=tuple(c for c in report.cells if c.status != "ok"))
     page = to_html(report)  # no folder: no log excerpt
     assert "no verified bundles" in page
     assert "log line 99" not in page and "all 2 attempts rejected" in page
@@ -133,11 +142,10 @@ def test_html_without_ok_cells_or_folder(tmp_path):
 def test_scatter_uses_log_scale_for_wide_latencies_and_survives_odd_numbers(tmp_path):
     fast = _ok("ort", "int8", 0.05, 0.97, 10_000)
     slow = _ok("ort", "fp32", 20.0, 0.97, 20_000)  # as accurate and slower: dominated
-    cosine_only = _ok("tflite", "fp32", 1.0, 0.0, 30_000)
-    cosine_only.accuracy = {"outputs": {"a": {"cosine": 0.999}, "b": {"match": 0.995}}}
-    odd = _ok("tflite", "fp16", 1.0, 0.0, 0)
-    odd.latency = None  # e.g. restored from the cache without timings
-    odd.size = None
+    cosine_only = replace(_ok("tflite", "fp32", 1.0, 0.0, 30_000), accuracy={
+        "outputs": {"a": {"cosine": 0.999}, "b": {"match": 0.995}}})
+    # e.g. restored from the cache without timings
+    odd = replace(_ok("tflite", "fp16", 1.0, 0.0, 0), latency=None, size=None)
     page = to_html(_report([fast, slow, cosine_only, odd]))
     assert "log scale" in page
     assert "accuracy: top-1, else lowest cosine / match" in page
@@ -203,12 +211,12 @@ def test_targets_are_ranked_per_profile_by_the_device_estimate():
 
     def estimated(target, precision, p50):
         cell = _ok(target, precision, 1.0, 0.98, 1000)
-        cell.device = {"status": "ok", "source": "estimate", "p50_ms": p50,
-                       "cpu": "Cortex-A72", "clock_ghz": 1.8, "threads": 4, "uncertainty": 0.33}
-        return cell
+        return replace(cell, device=DeviceEstimate.from_json({
+            "status": "ok", "source": "estimate", "p50_ms": p50, "low_ms": p50 / 1.33,
+            "high_ms": p50 / 0.67, "cpu": "Cortex-A72", "clock_ghz": 1.8, "threads": 4,
+            "uncertainty": 0.33, "instructions": {"total": 1e8}, "bound": "simd"}))
 
-    failed = estimated("ort", "int8", 1.0)
-    failed.status = "failed"
+    failed = replace(estimated("ort", "int8", 1.0), status=Status.FAILED)
     cells = [estimated("ort", "fp32", 140.0), estimated("ort", "int8", 112.0), failed,
              estimated("ncnn", "fp32", 80.4), estimated("tflite", "fp32", 137.0),
              _ok("openvino", "fp32", 5.0, 0.98, 1000)]

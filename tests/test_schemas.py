@@ -12,9 +12,13 @@ from dataclasses import replace
 
 import pytest
 
-from edgepack.report.model import SCHEMA_VERSION, Attempt, Cell, Report
+from edgepack.gates import Gate
+from edgepack.report.model import SCHEMA_VERSION, Attempt, Cell, Report, Status
+from edgepack.report.records import DeviceEstimate, Previous
 from edgepack.report.render import to_json
 from edgepack.schemas import load
+from edgepack.settings import Precision
+from edgepack.speed import Decision, Source, Verdict, not_compared
 from tests.conftest import SAMPLES, edgepack_reports, report_problem, run_cli
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -64,30 +68,27 @@ def test_a_real_build_report_matches(built):
 def test_non_finite_numbers_and_other_cell_states_match(built):
     """What to_json writes for inf/nan, a skipped cell, a failed one keeping the earlier
     bundle, and a speed check without an fp32 bundle are all valid."""
-    report = Report.from_dict(built)
+    report = Report.from_json(built)
     ok = report.cells[0]
-    ok.gates.append({"name": "logits.rel_error", "value": math.inf, "limit": 0.01,
-                     "kind": "max", "ok": False})
-    ok.attempts[0] = replace(ok.attempts[0], accuracy={
-        "logits": {"cosine": 0.0, "rel_error": math.inf, "max_abs": -math.inf,
-                   "top1": math.nan}})
-    report.cells.append(Cell("x86-64", "ort", "int8", status="skipped", requested=False,
-                             reason="no calibration data"))
-    failed = Cell("x86-64", "ort", "fp16", status="failed", reason="accuracy outside budget",
-                  accuracy={}, runtime={}, build=dict(ok.build), optional=True,
-                  previous={"bundle": ok.bundle, "archive": ok.archive,
-                            "archive_sha256": ok.archive_sha256, "build": ok.build},
-                  attempts=[Attempt("default", "rejected", reason="lowering failed: boom",
-                                    speed={"speedup": None, "min_speedup": 1.1,
-                                           "note": "no fp32 bundle to compare with"})])
-    report.cells.append(failed)
-    declined = Cell("x86-64", "ort", "int8-dynamic", status="declined", build=dict(ok.build),
-                    reason="not faster than fp32: estimated on Cortex-A76", device={
-                        "status": "not estimated", "reason": "the build host is a x86_64"},
-                    speed={"speedup": 0.8, "low": 0.78, "high": 0.82, "min_speedup": 1.0,
-                           "verdict": "not faster", "source": "estimate", "rounds": 1,
-                           "detail": "estimated", "host": None})
-    report.cells.append(declined)
+    ok = replace(ok, gates=(*ok.gates, Gate.check("logits.rel_error", math.inf, 0.01, "max")),
+                 attempts=(replace(ok.attempts[0], accuracy={
+                     "logits": {"cosine": 0.0, "rel_error": math.inf, "max_abs": -math.inf,
+                                "top1": math.nan}}), *ok.attempts[1:]))
+    skipped = Cell("x86-64", "ort", Precision.INT8, status=Status.SKIPPED, requested=False,
+                   reason="no calibration data")
+    failed = Cell("x86-64", "ort", Precision.FP16, status=Status.FAILED,
+                  reason="accuracy outside budget", accuracy={}, runtime={},
+                  build=dict(ok.build), optional=True,
+                  previous=Previous(ok.bundle, ok.archive, ok.archive_sha256, ok.build),
+                  attempts=(Attempt("default", "rejected", reason="lowering failed: boom",
+                                    speed=not_compared(1.1, "no fp32 bundle to compare with")),))
+    declined = Cell("x86-64", "ort", Precision.INT8_DYNAMIC, status=Status.DECLINED,
+                    build=dict(ok.build),
+                    reason="not faster than fp32: estimated on Cortex-A76",
+                    device=DeviceEstimate("not estimated", "the build host is a x86_64"),
+                    speed=Decision(Source.ESTIMATE, 0.8, 0.78, 0.82, 1.0, Verdict.NOT_FASTER,
+                                   "estimated"))
+    report = replace(report, cells=(ok, *report.cells[1:], skipped, failed, declined))
     text = to_json(report)
     assert '"inf"' in text and '"-inf"' in text and '"nan"' in text
     assert report_problem(json.loads(text)) is None

@@ -12,6 +12,7 @@ import sys
 import tokenize
 from pathlib import Path
 
+from edgepack.cpus import all_cpus
 from edgepack.importers import FORMATS
 from edgepack.targets import get_target, target_names
 from tests.conftest import ROOT
@@ -267,3 +268,118 @@ def test_the_architecture_doc_names_where_new_things_go():
     for path in re.findall(r"`(edgepack/[\w/]+\.py)`", text):
         if "<" not in path:
             assert (ROOT / path).is_file(), f"docs/ARCHITECTURE.md names {path}, which is gone"
+
+
+# --------------------------------------------------------------------------- one process door
+# modules that run standalone in another interpreter, without edgepack (their own doors):
+# the TensorFlow worker runs inside the TensorFlow toolchain's Python
+STANDALONE = {"edgepack/importers/tf_worker.py"}
+PROCESS_STARTERS = {("subprocess", None), ("os", "system"), ("os", "popen"), ("os", "fork"),
+                    ("os", "posix_spawn"), ("os", "posix_spawnp"), ("pty", "spawn"),
+                    ("multiprocessing", None), ("asyncio", "create_subprocess_exec"),
+                    ("asyncio", "create_subprocess_shell")}
+
+
+def process_starts(source: str) -> list[int]:
+    """Lines of ``source`` that import a process-starting module or call such a function
+    (os.exec*/os.spawn* included)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [node.lineno for a in node.names
+                      if (a.name.split(".")[0], None) in PROCESS_STARTERS]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            mod = (node.module or "").split(".")[0]
+            if (mod, None) in PROCESS_STARTERS or any(
+                    (mod, a.name) in PROCESS_STARTERS or a.name.startswith(("exec", "spawn"))
+                    and mod == "os" for a in node.names):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            pair = (node.value.id, node.attr)
+            if pair in PROCESS_STARTERS or node.value.id == "os" and node.attr.startswith(
+                    ("exec", "spawn")):
+                found.append(node.lineno)
+    return found
+
+
+def test_every_process_starts_through_procs():
+    """docs/ARCHITECTURE.md: "procs is the one door every process goes through"."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in STANDALONE or rel == "edgepack/procs.py":
+            continue
+        offenders += [f"{rel}:{line}" for line in process_starts(path.read_text())]
+    assert offenders == []
+
+
+def test_the_door_check_sees_each_way_to_start_a_process():
+    for code in ("import subprocess", "from subprocess import run", "os.system('x')",
+                 "from os import execv", "os.spawnl(0, 'x')", "import multiprocessing",
+                 "from os import posix_spawn", "pty.spawn('x')"):
+        assert process_starts(code), code
+    assert process_starts("import os\nos.path.join('a')") == []
+
+
+# --------------------------------------------------------------------------- one CPU source
+CPU_FACTS = re.compile(r"(?i)\b(cortex-a\d+|neoverse-\w+|0xd[0-9a-f]{2})\b")
+
+
+def test_cpus_are_described_only_in_their_files():
+    """docs/ARCHITECTURE.md: each CPU is described once, in targets/cpus/<cpu>.toml (qemu
+    model, MIDR part, caches, features, issue widths, efficiency); no code names one."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, text in _code_words(path):
+            if text.startswith(("'", '"')) and CPU_FACTS.search(text):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]}")
+    assert offenders == []
+    for cpu in all_cpus().values():
+        assert cpu.qemu and cpu.caches and cpu.features and int(cpu.midr_part, 16)
+
+
+# --------------------------------------------------------------------------- one writer
+CELLISH = re.compile(r"(^|\.)(cell|cached|best|c)$")
+
+
+def cell_writes(source: str) -> list[int]:
+    """Lines that make a cell: ``Cell(...)``, ``Cell.from_json``, ``x.noted(...)``, or
+    ``replace(x, ...)`` of a value named like a cell (cell, p.cell, cached, best, c)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Name) and f.id == "Cell" or isinstance(f, ast.Attribute) and (
+                f.attr == "noted" or ast.unparse(f) == "Cell.from_json"):
+            found.append(node.lineno)
+        elif isinstance(f, ast.Name) and f.id == "replace" and node.args and \
+                CELLISH.search(ast.unparse(node.args[0])):
+            found.append(node.lineno)
+    return found
+
+
+def test_cells_are_made_only_where_the_architecture_doc_says():
+    """docs/ARCHITECTURE.md, "One writer per record": Cell is frozen, and the modules that
+    make cells are the ones its table lists."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    table = text.split("<!-- cell writers", 1)[1].split("<!-- /cell writers -->", 1)[0]
+    listed = set(re.findall(r"^\| `(edgepack[\w.]*)`", table, re.M))
+    writers = {_module_name(path) for path in PACKAGE.rglob("*.py")
+               if cell_writes(path.read_text())}
+    assert writers == listed
+    assert cell_writes("replace(p.cell, status=1)\ncell.noted('x')\nCell('a', 'b', 'c')") \
+        == [1, 2, 3]
+    assert cell_writes("replace(opts, runs=1)") == []
+
+
+def test_test_helpers_live_in_conftest_or_helpers():
+    """STYLE 23: a test module imports no other test module (shared helpers are in
+    tests/conftest.py or tests/helpers/)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and \
+                    re.search(r"(^|\.)test_\w+$", node.module):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
+    assert offenders == []

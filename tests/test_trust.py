@@ -4,20 +4,17 @@ same verdict; a model that does more work is a regression; an unchanged rerun is
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from edgepack.emulation import SYSROOT
 from tests.conftest import SAMPLES, run_cli
 from tests.helpers.models import stacked_mlp
+from tests.helpers.reports import read_report
 
 needs_counter = pytest.mark.skipif(SYSROOT.counter_missing() is not None,
                                    reason=str(SYSROOT.counter_missing()))
 
-
-def _report(out: Path, model: str) -> dict:
-    return json.loads((out / model / "report.json").read_text())
 
 
 def _shipped(report: dict) -> dict[str, tuple[str, str | None]]:
@@ -35,7 +32,7 @@ def test_the_same_build_twice_ships_the_same_bundles(tmp_path):
     first = run_cli("build", *args, "-o", tmp_path / "a")
     second = run_cli("build", *args, "-o", tmp_path / "b")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    a, b = _report(tmp_path / "a", "digits_cnn"), _report(tmp_path / "b", "digits_cnn")
+    a, b = read_report(tmp_path / "a", "digits_cnn"), read_report(tmp_path / "b", "digits_cnn")
     assert _shipped(a) == _shipped(b)
     assert (tmp_path / "a/digits_cnn/SHA256SUMS").read_text() == \
         (tmp_path / "b/digits_cnn/SHA256SUMS").read_text()

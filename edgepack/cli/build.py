@@ -168,7 +168,7 @@ def show(result, as_json: bool) -> None:
                               f"{escape(cell.reason or '')}")
         cached = [c for c in result.built if c.cached]
         if cached:
-            retimed = all(c.cached.get("rebenchmarked") for c in cached)
+            retimed = all(c.cached.rebenchmarked for c in cached)
             console.print(f"{len(cached)} cell(s) restored from the build cache; "
                           + ("re-timed now." if retimed else "their latency and memory are "
                              "from the build that made them (--rebench times them again)."))

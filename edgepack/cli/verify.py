@@ -92,17 +92,34 @@ def _on_board(folder, board, timeout: float) -> tuple[bool, str, str]:
 
 def _emulated(opened, timeout: float) -> tuple[bool, str, str]:
     """The bundle's own selftest on its profile's CPU under qemu (after the gate)."""
-    from edgepack.emulation import cpu_for, run_bundle
+    from edgepack.emulation import run_bundle
     from edgepack.errors import BundleError, UsageError
 
     profile = opened.manifest["profile"]
     if profile.get("arch") != "aarch64":
         raise UsageError(f"--emulate: the bundle is for {profile.get('arch')}, not aarch64")
-    cpu = cpu_for(str(profile.get("cpu", "")))
-    if cpu is None:
-        raise BundleError(f"--emulate: no qemu model for the bundle's CPU {profile.get('cpu')}")
-    done = run_bundle(opened.folder, ["selftest"], cpu, timeout)
+    guest = _guest(profile)
+    if guest is None:
+        raise BundleError(f"--emulate: no CPU model for the bundle's CPU {profile.get('cpu')}")
+    cpu = guest.qemu
+    done = run_bundle(opened.folder, ["selftest"], guest, timeout)
     text = "\n".join(ln for ln in done.output.splitlines() if ln.strip())
     if not done.ok and "selftest FAILED" not in text:
         text += f"\nselftest FAILED: {done.reason}"
     return done.ok, text, f"emulated aarch64, {cpu}"
+
+
+def _guest(manifest_profile: dict):
+    """The CPU the build emulated for the bundle's profile: the shipped profile of that name
+    when it names the same CPU (its features), else the CPU file's own."""
+    from edgepack.cpus import guest_for
+    from edgepack.errors import ProfileError
+    from edgepack.profiles import load_profile
+
+    cpu = str(manifest_profile.get("cpu", ""))
+    try:
+        profile = load_profile(str(manifest_profile.get("name", "")))
+    except ProfileError:
+        profile = None
+    features = profile.features if profile is not None and profile.cpu == cpu else ()
+    return guest_for(cpu, features)

@@ -11,7 +11,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from edgepack.artifact import ModelArtifact, TensorSpec, guess_layout, sha256_file
-from edgepack.errors import ModelError, ShapeError
+from edgepack.errors import ModelError, ShapeError, first_line
 
 
 def fixed_input_arrays(inputs: list[TensorSpec], fixed: dict[str, tuple[float, ...]]
@@ -48,18 +48,18 @@ def read_onnx(path: Path) -> onnx.ModelProto:
         model = onnx.load(str(path))
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
         raise ModelError(
-            f"{path} is not a readable ONNX model ({type(e).__name__}: {_first_line(e)}); "
+            f"{path} is not a readable ONNX model ({type(e).__name__}: {first_line(e)}); "
             "is the file complete and really ONNX?"
         ) from None
     except onnx.checker.ValidationError as e:  # external data missing or outside the folder
-        raise ModelError(f"{path}: {_first_line(e)}; keep the model's external data files "
+        raise ModelError(f"{path}: {first_line(e)}; keep the model's external data files "
                          "beside it") from None
     _check_opsets(model, path)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ModelError(
-            f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it or check the file "
+            f"{path} is not a valid ONNX model: {first_line(e)}; re-export it or check the file "
             "is complete"
         ) from None
     if not model.graph.input or not model.graph.output:
@@ -74,7 +74,7 @@ def exported_problem(path: Path) -> str | None:
         model = onnx.load(str(path))
         onnx.checker.check_model(model, full_check=True)
     except Exception as e:  # whatever the checker or the parser raises
-        return _first_line(e).replace(str(path), "the exported model")
+        return first_line(e).replace(str(path), "the exported model")
     return None
 
 
@@ -90,10 +90,6 @@ def _check_opsets(model: onnx.ModelProto, path: Path) -> None:
         raise ModelError(f"{path} has IR version {model.ir_version}, newer than this onnx "
                          f"package reads ({onnx.IR_VERSION}); re-export it or upgrade onnx")
 
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -154,7 +150,7 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]])
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
         raise ShapeError(
-            f"the model does not accept the given --input-shape: {_first_line(e)}") from None
+            f"the model does not accept the given --input-shape: {first_line(e)}") from None
 
 
 def import_onnx(

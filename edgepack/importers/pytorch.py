@@ -16,7 +16,7 @@ import numpy as np
 
 from edgepack.artifact import TensorSpec
 from edgepack.device import core
-from edgepack.errors import ModelError
+from edgepack.errors import ModelError, first_line
 from edgepack.importers.base import Importer, Source, SourceIO
 
 OPSET = 17
@@ -91,7 +91,7 @@ class PytorchImporter(Importer):
                         "torch": torch.__version__, "outputs": out_names,
                         "fallback_from": failures}
             except Exception as e:  # the next exporter, and the reason this one failed
-                failures.append(f"{exporter}: {type(e).__name__}: {_first_line(e)}")
+                failures.append(f"{exporter}: {type(e).__name__}: {first_line(e)}")
         raise ModelError(f"torch could not export {source.display} to ONNX: "
                          + "; ".join(failures))
 
@@ -137,7 +137,7 @@ def load_module(source: Source):
         except ModelError:
             raise
         except Exception as e:
-            raise ModelError(f"{source.display} raised {type(e).__name__}: {_first_line(e)}"
+            raise ModelError(f"{source.display} raised {type(e).__name__}: {first_line(e)}"
                              ) from None
         finally:
             sys.path.remove(str(source.path.parent))
@@ -151,7 +151,7 @@ def load_module(source: Source):
                                       if isinstance(state, dict) else state)
             except Exception as e:
                 raise ModelError(f"--weights {source.weights}: {type(e).__name__}: "
-                                 f"{_first_line(e)}") from None
+                                 f"{first_line(e)}") from None
         return model.eval()
     if _is_torchscript(source.path):
         return torch.jit.load(str(source.path), map_location="cpu").eval()
@@ -191,10 +191,6 @@ def _check(path: Path) -> None:
 
     onnx.checker.check_model(onnx.load(str(path)))
 
-
-def _first_line(e: Exception) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return lines[0][:300] if lines else type(e).__name__
 
 
 IMPORTER = PytorchImporter()

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgepack.artifact import TensorSpec
 from edgepack.device import core
-from edgepack.errors import ModelError
+from edgepack.errors import ModelError, first_line
 from edgepack.importers.base import Importer, Source, SourceIO
 from edgepack.importers.tf import TOOLCHAIN, worker
 
@@ -33,7 +33,7 @@ def interpreter(path: Path, delegate: bool = True):
     except (ValueError, RuntimeError) as e:
         if delegate and _delegate_failed(e):
             return interpreter(path, delegate=False)
-        raise ModelError(f"{path} is not a TFLite model LiteRT can load ({_first_line(e)})"
+        raise ModelError(f"{path} is not a TFLite model LiteRT can load ({first_line(e)})"
                          ) from None
     return it, delegate
 
@@ -122,10 +122,6 @@ def _run_samples(it, inputs: list[TensorSpec], outputs: list[str], arrays: dict)
             collected[name].append(np.array(it.get_tensor(index)))
     return collected
 
-
-def _first_line(e: Exception) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return lines[0][:300] if lines else type(e).__name__
 
 
 IMPORTER = TfliteImporter()

@@ -33,7 +33,9 @@ from edgepack.pipeline.prepare import Prepared, prepare
 from edgepack.pipeline.publish import publish
 from edgepack.pipeline.timing import bench_cell, choose_auto
 from edgepack.pipeline.tools import tool_versions
-from edgepack.report.model import Cell, Report, host_info
+from edgepack.report.model import Cell, Report, Status, host_info
+from edgepack.report.records import Cached
+from edgepack.settings import Precision
 from edgepack.version import __version__
 
 __all__ = ["BuildOptions", "BuildResult", "build", "plan", "tool_versions"]
@@ -69,7 +71,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
     _check_remotes(opts, planned)
     out_root = opts.output.absolute()
     scratch = nearest_existing(out_root.parent)
-    runnable = [p for p in planned if p.cell.status == "pending"]
+    runnable = [p for p in planned if p.cell.status == Status.PENDING]
     needs_calib = needs_calibration(matrix)  # the whole matrix's: --cell parts agree
     cache = BuildCache(opts.cache) if opts.cache else None
     with tempfile.TemporaryDirectory(prefix=".edgepack-build-", dir=scratch) as tmp:
@@ -98,7 +100,7 @@ def build(opts: BuildOptions, progress: Progress | None = None) -> BuildResult:
                                            "stages": prepared.stages,
                                            "notes": prepared.notes}, stage)
             ctx = CellContext(opts, prepared, work, stage, build_record(), say=step)
-        report.notes += oversubscribed(opts, runnable)
+        report = replace(report, notes=(*report.notes, *oversubscribed(opts, runnable)))
         built = _build_cells(ctx, planned, runnable, say, cache, keys)
         report, out_dir = publish(stage, out_root, report, built, work / "trash")
     return BuildResult(report, built, out_dir)
@@ -122,11 +124,10 @@ def oversubscribed(opts: BuildOptions, runnable: list[PlannedCell]) -> list[str]
 
 def _check_remotes(opts: BuildOptions, planned: list[PlannedCell]) -> None:
     """Every board reachable, and with the CPU features of the profiles it serves."""
-    from edgepack.remote import check_board, parse_remote
+    from edgepack.remote import check_board
 
     profiles = {p.profile.name: p.profile for p in planned}
-    for text in opts.remotes:
-        remote = parse_remote(text)
+    for remote in opts.remotes:
         check_board(remote, [p for name, p in profiles.items()
                              if remote.profile in (None, name)])
 
@@ -141,6 +142,7 @@ def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[Pl
         groups.setdefault((p.cell.profile, p.cell.target), []).append(p)
     done = [0]
     lock = threading.Lock()
+    built: dict[int, Cell] = {}  # planned cell (id) -> its record, built or restored
 
     def run_group(group: list[PlannedCell]) -> None:
         baseline: Cell | None = None
@@ -150,16 +152,18 @@ def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[Pl
             key = keys.get(id(p))
             cached = cache.restore_cell(key, ctx.stage) if cache and key else None
             if cached is not None:
-                p.cell = restore(ctx, p, cached)
+                cell = restore(ctx, p, cached)
             else:
-                p.cell = build_cell(ctx, p, baseline)
+                cell = build_cell(ctx, p, baseline)
                 if cache is not None and key:
-                    cache.store_cell(key, p.cell, ctx.stage)
-            if p.cell.precision == "fp32" and not p.cell.variant and p.cell.status == "ok":
-                baseline = p.cell
+                    cache.store_cell(key, cell, ctx.stage)
+            if cell.precision == Precision.FP32 and not cell.variant and \
+                    cell.status == Status.OK:
+                baseline = cell
             with lock:
+                built[id(p)] = cell
                 done[0] += 1
-                say(f"{p.cell.key}: {p.cell.status}", p.cell, done[0], len(runnable))
+                say(f"{cell.key}: {cell.status}", cell, done[0], len(runnable))
 
     jobs = max(1, min(ctx.opts.jobs, len(groups)))
     if jobs == 1:
@@ -169,8 +173,7 @@ def _build_cells(ctx: CellContext, planned: list[PlannedCell], runnable: list[Pl
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for future in [pool.submit(run_group, g) for g in groups.values()]:
                 future.result()
-    choose_auto([p.cell for p in planned])
-    return [p.cell for p in planned]
+    return choose_auto([built.get(id(p), p.cell) for p in planned])
 
 
 def restore(ctx: CellContext, p: PlannedCell, cached: Cell) -> Cell:
@@ -179,18 +182,16 @@ def restore(ctx: CellContext, p: PlannedCell, cached: Cell) -> Cell:
     notes = [n for n in planned.notes if n not in cached.notes]
     cell = replace(cached, requested=planned.requested, auto=planned.auto,
                    optional=planned.optional, chosen=planned.chosen,
-                   notes=[*notes, *cached.notes],
-                   cached={"built": cached.build.get("created"),
-                           "host": cached.build.get("host")})
-    if not ctx.opts.rebench or cell.status != "ok":
+                   notes=(*notes, *cached.notes),
+                   cached=Cached(cached.build.get("created"), cached.build.get("host")))
+    if not ctx.opts.rebench or cell.status != Status.OK:
         return cell
     paths = CellPaths.of(ctx.stage, ctx.work, cell)
     bench = bench_cell(ctx, p, ctx.stage / cell.bundle, paths.log, paths.scratch)
     if bench.failure:
-        return replace(cell, notes=[*cell.notes, f"--rebench: {bench.failure}; the cached "
-                                    "latency is kept"])
+        return cell.noted(f"--rebench: {bench.failure}; the cached latency is kept")
     return replace(cell, latency=bench.latency, memory=bench.memory,
-                   cached={**cell.cached, "rebenchmarked": True})
+                   cached=replace(cell.cached, rebenchmarked=True))
 
 
 def new_report(opts: BuildOptions, prepared: Prepared) -> Report:
@@ -204,5 +205,5 @@ def _report(opts: BuildOptions, source: dict, data: dict, stages: list[dict],
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         source=source, host=host_info(), tools=tool_versions(),
         settings=report_settings(opts),
-        data=data, stages=stages, notes=list(notes),
+        data=data, stages=tuple(stages), notes=tuple(notes),
     )

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from edgepack.child import run_task
 from edgepack.device import core
+from edgepack.gates import Gate
 from edgepack.pipeline.bundling import CellPaths, write_bundle_files
 from edgepack.pipeline.plan import PlannedCell, target_options_for
 from edgepack.pipeline.prepare import Prepared
 from edgepack.profiles import AccuracyBudget
 from edgepack.report.model import Attempt
+from edgepack.report.records import BoardRun
 from edgepack.targets.base import LowerContext, Lowered, Strategy
 from edgepack.tasks import EvaluateSpec, LowerSpec
 from edgepack.verify import accuracy_gates, compare_outputs, output_kinds, tolerance
@@ -28,14 +30,16 @@ FAILED = "failed"  # where rejected bundles are kept, under the model's output f
 
 @dataclass(frozen=True)
 class Verified:
-    """A lowered bundle and the numbers it reached."""
+    """A lowered bundle and the numbers it reached (``boards``: its runs on the profile's
+    boards, when the speed check took them)."""
 
     lowered: Lowered
     accuracy: dict
-    gates: list[dict]
+    gates: tuple[Gate, ...]
     runtime: dict
     passed: bool
     reason: str | None
+    boards: tuple[BoardRun, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,10 @@ def try_strategies(ctx, p: PlannedCell, paths: CellPaths, budget: AccuracyBudget
         if verified is not None and verified.passed:
             attempts.append(attempt)
             return Tried(tuple(attempts), verified, last, lower_s, verify_s, closest)
-        if (attempt.speed or {}).get("verdict") in ("not faster", "undecided"):
+        if attempt.speed is not None and attempt.speed.refused:
             slow.add(strategy.name)
-            if (attempt.speed.get("speedup") or 0.0) > closest_speedup:
-                closest, closest_speedup = verified, attempt.speed.get("speedup") or 0.0
+            if (attempt.speed.speedup or 0.0) > closest_speedup:
+                closest, closest_speedup = verified, attempt.speed.speedup or 0.0
         kept = keep_rejected(ctx.stage, p.cell, paths.bundle, len(attempts) + 1,
                              strategy.name, label)
         attempts.append(replace(attempt, kept=kept))
@@ -214,7 +218,7 @@ def _verify(ctx, p: PlannedCell, paths: CellPaths, lowered: Lowered,
                         opts.threads or p.profile.threads)
     res = run_task(spec, out.parent, paths.log, opts.timeout)
     if not res.ok:
-        return Verified(lowered, {}, [], {}, False,
+        return Verified(lowered, {}, (), {}, False,
                         f"running the bundle failed: {res.reason}"), res.seconds
     outputs = core.unpack(core.load_npz(out), list(prep.reference_outputs))
     per_output = compare_outputs(prep.reference_outputs, outputs, prep.evaluation.labels,
@@ -229,7 +233,7 @@ def _verify(ctx, p: PlannedCell, paths: CellPaths, lowered: Lowered,
     if not passed:
         missed.append(f"device selftest failed: {(selftest_log.splitlines() or ['?'])[-1]}")
     reason = "accuracy outside budget: " + "; ".join(missed) if missed else None
-    verified = Verified(lowered, accuracy, [g.to_dict() for g in gates] + [selftest_gate(passed)],
+    verified = Verified(lowered, accuracy, (*gates, selftest_gate(passed)),
                         res.result.get("runtime") or {}, not missed, reason)
     return verified, res.seconds
 
@@ -265,9 +269,9 @@ def keep_rejected(stage: Path, cell, bundle: Path, number: int, strategy: str,
     return str(dest.relative_to(stage))
 
 
-def selftest_gate(passed: bool) -> dict:
-    return {"name": "selftest", "value": float(passed), "limit": 1.0, "kind": "min",
-            "ok": passed}
+def selftest_gate(passed: bool) -> Gate:
+    """The bundle's own selftest (``run.py selftest``) as a gate."""
+    return Gate.check("selftest", float(passed), 1.0, "min")
 
 
 def headline(per_output: dict) -> dict:

@@ -36,7 +36,7 @@ from edgepack.importers.base import Source
 from edgepack.options import CELL, PREPARE, BuildOptions, cache_values
 from edgepack.pipeline.importing import source_sha256
 from edgepack.pipeline.plan import PlannedCell, target_options_for
-from edgepack.report.model import Cell
+from edgepack.report.model import Cell, Status
 
 CACHE_FORMAT = 2  # 2: keys from the option table, strategies whole
 SHARED = ("models", "logs/reference.log", "logs/simplify.log")
@@ -111,7 +111,7 @@ class BuildCache:
         """The cached cell, its files copied into ``stage``; None on a miss."""
         entry = self._cell_dir(key)
         try:
-            cell = Cell.from_dict(json.loads((entry / "cell.json").read_text()))
+            cell = Cell.from_json(json.loads((entry / "cell.json").read_text()))
         except (OSError, ValueError, TypeError, KeyError):
             return None
         for rel in _cell_files(cell):
@@ -122,10 +122,10 @@ class BuildCache:
         return cell
 
     def store_cell(self, key: str, cell: Cell, stage: Path) -> None:
-        if cell.status not in ("ok", "failed") or cell.boards:
+        if cell.status not in (Status.OK, Status.FAILED) or cell.boards:
             return  # board results are the board's, now: never replayed from a cache
         def fill(tmp: Path) -> None:
-            (tmp / "cell.json").write_text(json.dumps(cell.to_dict(), default=str))
+            (tmp / "cell.json").write_text(json.dumps(cell.to_json(), default=str))
             for rel in _cell_files(cell):
                 if (stage / rel).exists():
                     _copy(stage / rel, tmp / "files" / rel)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgepack import speed
 from edgepack.bundle import write_archive
-from edgepack.gates import describe, resource_gates
+from edgepack.gates import Gate, resource_gates
 from edgepack.options import BuildOptions
 from edgepack.pipeline.attempts import FAILED, Tried, reject_last, try_strategies
 from edgepack.pipeline.bundling import CellPaths
@@ -32,14 +32,17 @@ from edgepack.pipeline.prepare import Prepared
 from edgepack.pipeline.timing import (
     Bench,
     bench_cell,
-    best_latency,
     device_estimate,
     marginal_note,
+    release_cost,
     speed_check,
     speed_required,
 )
 from edgepack.profiles import AccuracyBudget, DeviceProfile
-from edgepack.report.model import Cell
+from edgepack.report.model import Attempt, Cell, Status
+from edgepack.report.records import DeviceEstimate
+from edgepack.settings import Precision
+from edgepack.speed import Decision
 
 __all__ = ["FAILED", "CellContext", "build_cell", "budget_for", "build_record"]
 
@@ -65,8 +68,8 @@ class Outcome:
     tried: Tried = Tried()
     bench: Bench | None = None
     devices: Devices | None = None
-    device: dict | None = None  # the accepted bundle's device estimate (or why there is none)
-    release_gates: tuple[dict, ...] = ()
+    device: DeviceEstimate | None = None  # the accepted bundle's device estimate (or why not)
+    release_gates: tuple[Gate, ...] = ()
     size: int | None = None
     archive_sha256: str | None = None  # set only when the cell is shipped
     failure: str | None = None  # why a verified bundle was refused (or the cell not tried)
@@ -76,8 +79,8 @@ def budget_for(opts: BuildOptions, profile: DeviceProfile, cell: Cell,
                source_quantized: bool = False) -> AccuracyBudget:
     # a variant run at the device's default (16-bit) inference precision gets the fp16 budget;
     # a model that is already int8 gets the int8 budget at any precision
-    precision = "fp16" if cell.variant else cell.precision
-    budget = profile.budget("int8" if source_quantized else precision)
+    precision = Precision.FP16 if cell.variant else cell.precision
+    budget = profile.budget(Precision.INT8 if source_quantized else precision)
     if opts.max_accuracy_drop is not None:
         budget = replace(budget, max_top1_drop=opts.max_accuracy_drop)
     if opts.min_cosine is not None:
@@ -98,7 +101,7 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Cell | None = None) -
         if isinstance(wheels, str):
             return finish(ctx, p, paths, Outcome(failure=wheels))
     tried = try_strategies(ctx, p, paths, budget, wheels,
-                           speed_check(ctx, p, baseline, paths))
+                           speed_check(ctx, p, baseline, paths, budget))
     o = Outcome(tried)
     if tried.accepted is None:
         return finish(ctx, p, paths, o)
@@ -106,16 +109,16 @@ def build_cell(ctx: CellContext, p: PlannedCell, baseline: Cell | None = None) -
     if o.bench.failure:
         return finish(ctx, p, paths, reject(ctx, p, paths, o, o.bench.failure))
     o = replace(o, device=tried.attempts[-1].device or device_estimate(ctx, p, paths))
-    o = replace(o, devices=on_devices(ctx, p, paths, budget))
+    o = replace(o, devices=on_devices(ctx, p, paths, budget, tried.accepted.boards))
     if o.devices.failure:  # verified on the host, not on the device: not shipped
         return finish(ctx, p, paths, reject(ctx, p, paths, o, o.devices.failure))
     o = replace(o, size=sum((paths.bundle / f).stat().st_size
                             for f in tried.accepted.lowered.files))
     c = p.cell
-    latency = best_latency(o.bench.latency, o.device, o.devices.boards)
+    cost = release_cost(o.bench.latency, o.bench.memory, o.device, o.devices.boards, o.size)
     o = replace(o, release_gates=tuple(resource_gates(
-        ctx.opts.limits, c.profile, c.target, c.precision, latency, o.size, o.bench.memory)))
-    missed = [describe(g) for g in o.release_gates if not g["ok"]]
+        ctx.opts.limits, c.profile, c.target, c.precision, cost)))
+    missed = [g.describe() for g in o.release_gates if not g.ok]
     if missed:  # verified, but too slow, big or hungry for this release: not shipped
         reason = "release gate missed: " + "; ".join(missed)
         return finish(ctx, p, paths, reject(ctx, p, paths, o, reason))
@@ -138,11 +141,11 @@ def finish(ctx: CellContext, p: PlannedCell, paths: CellPaths, o: Outcome) -> Ce
     # a declined cell shows the bundle its reason names (its fastest accurate one)
     best = fastest_refused(o.tried) if not shipped else None
     last = o.tried.closest if best and o.tried.closest and o.failure is None else o.tried.last
-    speed = o.tried.attempts[-1].speed if benched else (best.speed if best else
-                                                          _last_speed(o.tried))
+    decision = o.tried.attempts[-1].speed if benched else (best.speed if best else
+                                                             _last_speed(o.tried))
     notes = [*p.cell.notes, *(last.lowered.notes if last else ())]
-    if benched and marginal_note(speed):
-        notes.append(marginal_note(speed))
+    if benched and marginal_note(decision):
+        notes.append(marginal_note(decision))
     runtime = dict(last.runtime) if last else None
     if benched:
         runtime = {**(runtime or {}), "bench": bench.runtime}
@@ -150,28 +153,26 @@ def finish(ctx: CellContext, p: PlannedCell, paths: CellPaths, o: Outcome) -> Ce
                                            ("verify_s", o.tried.verify_s),
                                            ("bench_s", bench.seconds if bench else 0.0)) if v}
     declined = not shipped and o.failure is None and declined_for_speed(o.tried)
-    status = "ok" if shipped else "declined" if declined and not speed_required(ctx.opts) \
-        else "failed"
+    status = Status.OK if shipped else Status.DECLINED \
+        if declined and not speed_required(ctx.opts) else Status.FAILED
     reason = None if shipped else (o.failure or (declined_reason(o.tried) if declined else
                                                  failure_reason(ctx, o.tried)))
-    cell = replace(
+    kept = ctx.stage / FAILED / p.cell.profile / p.cell.name
+    if not shipped and kept.is_dir() and paths.log.is_file():
+        shutil.copyfile(paths.log, kept / "log.txt")
+    return replace(
         p.cell, status=status, reason=reason,
         device=o.device or (best.device if best and best.device else _last_device(o.tried)),
-        attempts=list(o.tried.attempts), notes=notes, runtime=runtime,
+        attempts=tuple(o.tried.attempts), notes=tuple(notes), runtime=runtime,
         accuracy=last.accuracy if last else None,
-        gates=[*(last.gates if last else ()), *_speed_gate(speed), *o.release_gates],
+        gates=(*(last.gates if last else ()), *_speed_gate(decision), *o.release_gates),
         latency=bench.latency if benched else None, memory=bench.memory if benched else None,
-        speed=speed, emulated=devices.emulated, boards=list(devices.boards), size=o.size,
+        speed=decision, emulated=devices.emulated, boards=devices.boards, size=o.size,
         bundle=str(paths.rel) if shipped else None,
         archive=f"{paths.rel}.tar.gz" if shipped else None, archive_sha256=o.archive_sha256,
-        timings=timings, log=str(Path("logs") / paths.log.name), build=dict(ctx.build))
-    if shipped:
-        return cell
-    kept = ctx.stage / FAILED / cell.profile / cell.name
-    if kept.is_dir() and paths.log.is_file():
-        shutil.copyfile(paths.log, kept / "log.txt")
-    return replace(cell, failed_bundles=str(kept.relative_to(ctx.stage))
-                   if kept.is_dir() else None)
+        timings=timings, log=str(Path("logs") / paths.log.name), build=dict(ctx.build),
+        failed_bundles=str(kept.relative_to(ctx.stage)) if not shipped and kept.is_dir()
+        else None)
 
 
 def declined_for_speed(tried: Tried) -> bool:
@@ -179,15 +180,14 @@ def declined_for_speed(tried: Tried) -> bool:
     return bool(_refused(tried))
 
 
-def _refused(tried: Tried) -> list:
-    return [a for a in tried.attempts
-            if (a.speed or {}).get("verdict") in (speed.NOT_FASTER, speed.UNDECIDED)]
+def _refused(tried: Tried) -> list[Attempt]:
+    return [a for a in tried.attempts if a.speed is not None and a.speed.refused]
 
 
-def fastest_refused(tried: Tried):
+def fastest_refused(tried: Tried) -> Attempt | None:
     """The accurate attempt refused only for speed that came closest, or None."""
     refused = _refused(tried)
-    return max(refused, key=lambda a: a.speed.get("speedup") or 0.0) if refused else None
+    return max(refused, key=lambda a: a.speed.speedup or 0.0) if refused else None
 
 
 def declined_reason(tried: Tried) -> str:
@@ -195,29 +195,25 @@ def declined_reason(tried: Tried) -> str:
     refused, best = _refused(tried), fastest_refused(tried)
     s = best.speed
     return (f"accurate, but not shown faster than fp32 ({len(refused)} accurate bundle(s); "
-            f"fastest: {best.strategy} on the {best.model} model, {s['speedup']:.2f}× "
-            f"({s['low']:.2f}–{s['high']:.2f}×, {s['verdict']}) {speed.SOURCES[s['source']]}; "
-            f"needs >= {s['min_speedup']:g}×)")
+            f"fastest: {best.strategy} on the {best.model} model, {s.speedup:.2f}× "
+            f"({s.low:.2f}–{s.high:.2f}×, {s.verdict}) {s.source.words}; "
+            f"needs >= {s.threshold:g}×)")
 
 
-def _last_speed(tried: Tried) -> dict | None:
-    """The speed decision of the last attempt that had one."""
-    return next((a.speed for a in reversed(tried.attempts) if (a.speed or {}).get("verdict")),
-                None)
+def _last_speed(tried: Tried) -> Decision | None:
+    """The speed decision of the last attempt that had one (a comparison that was made)."""
+    return next((a.speed for a in reversed(tried.attempts)
+                 if a.speed is not None and a.speed.verdict != speed.NOT_COMPARED), None)
 
 
-def _speed_gate(record: dict | None) -> list[dict]:
-    """The cell's speed decision as a gate record."""
-    if not (record or {}).get("verdict"):
+def _speed_gate(decision: Decision | None) -> list[Gate]:
+    """The cell's speed decision as a gate."""
+    if decision is None or decision.verdict == speed.NOT_COMPARED:
         return []
-    return [{"name": "speedup", "value": record["speedup"], "limit": record["min_speedup"],
-             "kind": "min", "ok": record["verdict"] in (speed.FASTER, speed.REPORTED),
-             "source": record["source"], "verdict": record["verdict"], "low": record["low"],
-             "high": record["high"], "rounds": record["rounds"],
-             "gate": f"min_speedup ({speed.SOURCES[record['source']]})"}]
+    return [Gate.of_speed(decision)]
 
 
-def _last_device(tried: Tried) -> dict | None:
+def _last_device(tried: Tried) -> DeviceEstimate | None:
     return next((a.device for a in reversed(tried.attempts) if a.device), None)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from edgepack.errors import UsageError
 from edgepack.pipeline.options import check_output, nearest_existing
 from edgepack.pipeline.publish import publish
-from edgepack.report.model import Report, model_folders, read_report
+from edgepack.report.model import Report, Status, model_folders, read_report
 
 
 def merge(folders: list[Path], output: Path, prefer: Path | None = None) -> list[Report]:
@@ -50,26 +51,33 @@ def merge(folders: list[Path], output: Path, prefer: Path | None = None) -> list
         work = Path(tmp)
         for name, dirs in by_model.items():
             report = None
-            hosts = {f"{r.host.get('cpu')} ({r.host.get('cpus')} CPUs, "
-                     f"{r.host.get('hostname')})" for r in reports[name]}
-            if len(hosts) > 1:
-                reports[name][-1].notes.append(
-                    "merged from cell builds on different hosts: " + "; ".join(sorted(hosts))
-                    + " — each cell's latency is its own host's (see its build record)")
-            data = {json.dumps(r.data, sort_keys=True) for r in reports[name]}
-            if len(data) > 1:
-                reports[name][-1].notes.append(
-                    "merged from builds that evaluated on different data (their cells' "
-                    "accuracy records name their samples): " + "; ".join(
-                        f"{d}: {_data_words(r.data)}" for d, r in zip(dirs, reports[name],
-                                                                       strict=True)))
-            for i, (folder, part) in enumerate(zip(dirs, reports[name], strict=True)):
+            parts = list(reports[name])
+            parts[-1] = replace(parts[-1], notes=(*parts[-1].notes,
+                                                  *_merge_notes(dirs, parts)))
+            for i, (folder, part) in enumerate(zip(dirs, parts, strict=True)):
                 stage = work / str(i) / name
                 shutil.copytree(folder, stage, symlinks=True)
-                built = [c for c in part.cells if c.status != "pending"]
+                built = [c for c in part.cells if c.status != Status.PENDING]
                 report, _ = publish(stage, out_root, part, built, work / "trash")
             merged.append(report)
     return merged
+
+
+def _merge_notes(dirs: list[Path], reports: list[Report]) -> list[str]:
+    """What the merged report says about parts built on different hosts or data."""
+    notes = []
+    hosts = {f"{r.host.get('cpu')} ({r.host.get('cpus')} CPUs, "
+             f"{r.host.get('hostname')})" for r in reports}
+    if len(hosts) > 1:
+        notes.append("merged from cell builds on different hosts: " + "; ".join(sorted(hosts))
+                     + " — each cell's latency is its own host's (see its build record)")
+    data = {json.dumps(r.data, sort_keys=True) for r in reports}
+    if len(data) > 1:
+        notes.append("merged from builds that evaluated on different data (their cells' "
+                     "accuracy records name their samples): " + "; ".join(
+                         f"{d}: {_data_words(r.data)}" for d, r in zip(dirs, reports,
+                                                                        strict=True)))
+    return notes
 
 
 def _ordered(dirs: list[Path], reports: list[Report], prefer: Path | None
@@ -93,7 +101,7 @@ def _check_overlaps(name: str, dirs: list[Path], reports: list[Report],
     seen: dict[str, tuple[Path, str]] = {}
     for folder, report in zip(dirs, reports, strict=True):
         for cell in report.cells:
-            if cell.status in ("pending", "skipped"):
+            if cell.status in (Status.PENDING, Status.SKIPPED):
                 continue
             mine = cell.archive_sha256 or cell.status
             if cell.key in seen and seen[cell.key][1] != mine:

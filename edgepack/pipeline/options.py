@@ -40,10 +40,6 @@ def validate(opts: BuildOptions) -> None:
                                    SYSROOT.counter_missing)):
         if wanted and missing():
             raise UsageError(f"{flag}: {missing()}")
-    from edgepack.remote import parse_remote
-
-    for remote in opts.remotes:
-        parse_remote(remote, "--remote / remotes")
     check_files(opts)
     check_output(opts.output, opts.name)
     if opts.cache is not None and opts.cache.exists() and not opts.cache.is_dir():

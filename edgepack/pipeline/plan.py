@@ -9,23 +9,27 @@ reason, and do not fail the build.
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from edgepack.cpus import Guest, guest_for
 from edgepack.errors import TargetError
+from edgepack.options import CellId
 from edgepack.pipeline.options import BuildOptions
 from edgepack.profiles import DeviceProfile, load_profile
-from edgepack.report.model import Cell
-from edgepack.settings import AUTO, OPT_IN_PRECISIONS
+from edgepack.report.model import Cell, Status
+from edgepack.settings import AUTO, OPT_IN_PRECISIONS, Precision
 from edgepack.targets import get_target, target_names
 from edgepack.targets.base import Strategy, Target
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlannedCell:
     cell: Cell
     profile: DeviceProfile
     target: Target
-    strategies: list[Strategy]
+    strategies: tuple[Strategy, ...]
+    # the profile's CPU as emulation shows it (None: no CPU file names it), resolved once
+    guest: Guest | None = None
 
 
 def default_profile() -> str:
@@ -41,7 +45,8 @@ def needs_calibration(cells: list[PlannedCell]) -> bool:
     """Whether the matrix calibrates (static int8): then ``--data`` is split into calibration
     and evaluation samples. Decided on the whole matrix, never on the cells one invocation
     builds, so that ``--cell`` parts and one build evaluate on the same samples."""
-    return any(p.cell.precision == "int8" and p.cell.status == "pending" for p in cells)
+    return any(p.cell.precision == Precision.INT8 and p.cell.status == Status.PENDING
+               for p in cells)
 
 
 def plan_all(opts: BuildOptions) -> list[PlannedCell]:
@@ -71,11 +76,8 @@ def plan_all(opts: BuildOptions) -> list[PlannedCell]:
                     raise TargetError(f"the {target.name} target has no {precision} lowering; "
                                       f"it has {', '.join(target.precisions)}")
                 # a declined precision is skipped with the target's reason, never a failure
-                new = _cells(opts, profile, target, precision, why_not,
-                             bool(explicit) and declined is None)
-                for planned in new:
-                    planned.cell.auto = auto
-                cells += new
+                cells += _cells(opts, profile, target, precision, why_not,
+                                bool(explicit) and declined is None, auto)
     if opts.strategy is not None:
         _check_strategy_matches(opts, select_cells(opts.cells, cells))
     return cells
@@ -87,29 +89,32 @@ def group_id(cell: Cell) -> str:
     return f"{cell.profile}/{cell.target}"
 
 
-def select_cells(wanted: tuple[str, ...], cells: list[PlannedCell]) -> list[PlannedCell]:
+def select_cells(wanted: tuple[CellId, ...] | None, cells: list[PlannedCell]
+                 ) -> list[PlannedCell]:
     """Only the cells named by ``--cell`` (PROFILE/TARGET or PROFILE/TARGET-PRECISION...),
     plus the fp32 baseline of each profile and target they belong to."""
     if not wanted:
         return cells
     keep: set[int] = set()
-    for text in wanted:
-        profile, _, rest = text.partition("/")
-        found = [i for i, p in enumerate(cells) if p.cell.profile == profile
-                 and rest in (p.cell.target, p.cell.name)]
+    for want in wanted:
+        found = [i for i, p in enumerate(cells) if p.cell.profile == want.profile
+                 and want.rest in (p.cell.target, p.cell.name)]
         if not found:
             known = sorted({group_id(p.cell) for p in cells}
                            | {p.cell.key for p in cells})
-            raise TargetError(f"--cell {text}: no such cell in this build's plan; it has: "
+            raise TargetError(f"--cell {want}: no such cell in this build's plan; it has: "
                               f"{', '.join(known)} (see: edgepack plan)")
         keep.update(found)
     groups = {group_id(cells[i].cell) for i in keep}
+    selected = []
     for i, p in enumerate(cells):
-        if group_id(p.cell) in groups and p.cell.precision == "fp32" and not p.cell.variant \
-                and i not in keep:
-            keep.add(i)
-            p.cell.notes.append("built as the speed baseline of the selected cells")
-    return [p for i, p in enumerate(cells) if i in keep]
+        if i in keep:
+            selected.append(p)
+        elif group_id(p.cell) in groups and p.cell.precision == Precision.FP32 \
+                and not p.cell.variant:
+            selected.append(replace(p, cell=p.cell.noted(
+                "built as the speed baseline of the selected cells")))
+    return selected
 
 
 def matrix(opts: BuildOptions, cells: list[PlannedCell], model_id: str | None = None) -> dict:
@@ -119,7 +124,7 @@ def matrix(opts: BuildOptions, cells: list[PlannedCell], model_id: str | None = 
     skipped = []
     for p in cells:
         gid = group_id(p.cell)
-        if p.cell.status == "skipped":
+        if p.cell.status == Status.SKIPPED:
             skipped.append({"cell": p.cell.key, "reason": p.cell.reason})
             continue
         entry = include.setdefault(gid, {
@@ -131,7 +136,7 @@ def matrix(opts: BuildOptions, cells: list[PlannedCell], model_id: str | None = 
 
 
 def _check_strategy_matches(opts: BuildOptions, cells: list[PlannedCell]) -> None:
-    pending = [p for p in cells if p.cell.status == "pending"]
+    pending = [p for p in cells if p.cell.status == Status.PENDING]
     if pending and not any(opts.strategy in s.name for p in pending for s in p.strategies):
         names = sorted({s.name for p in pending for s in p.target.strategies(
             p.cell.precision, p.profile)})
@@ -142,11 +147,11 @@ def _check_strategy_matches(opts: BuildOptions, cells: list[PlannedCell]) -> Non
 def with_baseline(precisions) -> list[str]:
     """The precisions to build, fp32 first: every other precision is timed against it."""
     precisions = list(dict.fromkeys(precisions))
-    return ["fp32", *(p for p in precisions if p != "fp32")]
+    return [Precision.FP32, *(Precision(p) for p in precisions if p != Precision.FP32)]
 
 
-def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision: str,
-           why_not: str | None, requested: bool) -> list[PlannedCell]:
+def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision: Precision,
+           why_not: str | None, requested: bool, auto: bool) -> list[PlannedCell]:
     reason = why_not
     if reason is None and not target.available():
         reason = (f"{target.packages[0]} is not installed: "
@@ -157,8 +162,8 @@ def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision
         reason = (_declined(target, precision, profile)
                   or f"the {target.name} target has no {precision} lowering")
     defaulted = False  # a precision the user did not name, skipped: never fails the build
-    if reason is None and precision == "int8" and not _has_calibration(opts) \
-            and "int8" not in (opts.precisions or ()):
+    if reason is None and precision == Precision.INT8 and not _has_calibration(opts) \
+            and Precision.INT8 not in (opts.precisions or ()):
         defaulted = True
         came = ("--precision auto" if opts.precisions == (AUTO,) else
                 f"profile {profile.name}'s default precisions")
@@ -166,18 +171,17 @@ def _cells(opts: BuildOptions, profile: DeviceProfile, target: Target, precision
                   f"{came}): pass --data or --calib FILE to build it")
     variants = [None] if reason else target.variants(precision, profile)
     planned = []
+    guest = guest_for(profile.cpu, profile.features)
+    baseline = precision == Precision.FP32 and opts.precisions != (AUTO,) and \
+        Precision.FP32 not in (opts.precisions or profile.default_precisions)
     for variant in variants:
         cell = Cell(profile.name, target.name, precision, variant,
-                    requested=requested and not defaulted)
-        if precision == "fp32" and opts.precisions != (AUTO,) and \
-                "fp32" not in (opts.precisions or profile.default_precisions):
-            cell.notes.append("built as the speed baseline of the other precisions")
-        strategies = []
-        if reason:
-            cell.status, cell.reason = "skipped", reason
-        else:
-            strategies = _strategies(opts, target, precision, profile)
-        planned.append(PlannedCell(cell, profile, target, strategies))
+                    status=Status.SKIPPED if reason else Status.PENDING, reason=reason,
+                    requested=requested and not defaulted, auto=auto,
+                    notes=("built as the speed baseline of the other precisions",)
+                    if baseline else ())
+        strategies = [] if reason else _strategies(opts, target, precision, profile)
+        planned.append(PlannedCell(cell, profile, target, tuple(strategies), guest))
     return planned
 
 

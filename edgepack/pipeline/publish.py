@@ -13,13 +13,15 @@ import json
 import shutil
 import signal
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from edgepack import procs
 from edgepack.bundle import SUMS, write_sums
 from edgepack.pipeline.cells import FAILED
 from edgepack.report.junit import to_junit
-from edgepack.report.model import Cell, Report
+from edgepack.report.model import Cell, Report, Status
+from edgepack.report.records import Previous
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
@@ -32,9 +34,10 @@ def publish(stage: Path, out_root: Path, report: Report, built: list[Cell],
     trash.mkdir(parents=True, exist_ok=True)
     final = out_root / stage.name
     with procs.locked(out_root), _signals_deferred():
-        previous = _read_previous(final, report)
+        previous, note = _read_previous(final)
+        notes = [note] if note else []
         if previous is not None and previous.source.get("sha256") != report.source["sha256"]:
-            report.notes.append(
+            notes.append(
                 f"replaced the bundles of a different model file (sha256 "
                 f"{previous.source.get('sha256', '?')[:12]}…, built {previous.created})")
             _move_to_trash(final, trash)
@@ -46,16 +49,20 @@ def publish(stage: Path, out_root: Path, report: Report, built: list[Cell],
         for shared in ("models", "logs/reference.log", "logs/simplify.log"):
             if (stage / shared).exists():
                 _replace(stage / shared, final / shared, trash)
-        report.cells = list(merged.values())
+        report = replace(report, cells=tuple(merged.values()),
+                         notes=(*report.notes, *notes))
         _write_reports(final, report)
         _write_text(final / "junit.xml", to_junit(report))
-        write_sums(final, [c.archive for c in report.cells if c.status == "ok" and c.archive]
-                   + [c.previous["archive"] for c in report.cells if c.previous])
+        write_sums(final, [c.archive for c in report.cells
+                           if c.status == Status.OK and c.archive]
+                   + [c.previous.archive for c in report.cells if c.previous])
     return report, final
 
 
 def _publish_cell(stage: Path, final: Path, cell: Cell, old: Cell | None, trash: Path) -> Cell:
-    if cell.status == "skipped":
+    """The cell's files moved into ``final``; its record as published (a failed cell names
+    the earlier ok bundle of ``old`` that it could not replace)."""
+    if cell.status == Status.SKIPPED:
         return old or cell  # a cell this build did not build replaces nothing
     if cell.log and (stage / cell.log).exists():
         _replace(stage / cell.log, final / cell.log, trash)
@@ -63,30 +70,30 @@ def _publish_cell(stage: Path, final: Path, cell: Cell, old: Cell | None, trash:
     _move_to_trash(final / failed, trash)
     if (stage / failed).exists():
         _replace(stage / failed, final / failed, trash)
-    if cell.status == "ok":
+    if cell.status == Status.OK:
         _replace(stage / cell.bundle, final / cell.bundle, trash)
         _replace(stage / cell.archive, final / cell.archive, trash)
         return cell
     earlier = old.previous if old is not None and old.previous else (
-        {"bundle": old.bundle, "archive": old.archive, "archive_sha256": old.archive_sha256,
-         "build": old.build} if old is not None and old.status == "ok" else None)
-    if earlier and (final / earlier["archive"]).is_file():
-        cell.previous = earlier
-        cell.notes.append(f"the bundle of an earlier build ({earlier['build'].get('created', '?')})"
-                          f" is still in {earlier['bundle']}; this build could not replace it")
+        Previous(old.bundle, old.archive, old.archive_sha256, old.build)
+        if old is not None and old.status == Status.OK else None)
+    if earlier and (final / earlier.archive).is_file():
+        return replace(cell, previous=earlier).noted(
+            f"the bundle of an earlier build ({earlier.build.get('created', '?')}) is still in "
+            f"{earlier.bundle}; this build could not replace it")
     return cell
 
 
-def _read_previous(final: Path, report: Report) -> Report | None:
+def _read_previous(final: Path) -> tuple[Report | None, str | None]:
+    """The report already in the folder, or None with a note when it cannot be read."""
     path = final / "report.json"
     if not path.is_file():
-        return None
+        return None, None
     try:
-        return Report.from_dict(json.loads(path.read_text()))
+        return Report.from_json(json.loads(path.read_text())), None
     except (ValueError, TypeError, KeyError) as e:
-        report.notes.append(f"could not read the earlier {path.name} ({e}); its cells are not "
-                            "listed, their files were left in place")
-        return None
+        return None, (f"could not read the earlier {path.name} ({e}); its cells are not "
+                      "listed, their files were left in place")
 
 
 def _write_reports(final: Path, report: Report) -> None:

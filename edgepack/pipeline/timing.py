@@ -1,8 +1,12 @@
 """A cell's speed: the device estimate (instructions counted on the profile's CPU model under
 emulation, turned into time by its CPU model), the speed decision against the fp32 bundle of
 the same profile and target (inside the strategy loop: a bundle that is not shown faster is
-another rejected attempt), and the build host's benchmark. Every host timing runs alone (a
-lock), in a fresh process that has loaded only the bundle's runtime; counting runs alone too.
+another rejected attempt), and the build host's benchmark.
+
+The decision comes from the best source there is (``speed``): the board's own measurement
+when the build runs on a board of the profile (``--remote``), else the device estimate, else
+host rounds. Every host timing runs alone (a lock), in a fresh process that has loaded only the
+bundle's runtime; counting runs alone too.
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ from pathlib import Path
 
 from edgepack import speed
 from edgepack.child import run_task
-from edgepack.cpus import Counts, cpu_model, estimate
+from edgepack.cpus import Counts, estimate
+from edgepack.gates import Cost
 from edgepack.options import BuildOptions
 from edgepack.pipeline.attempts import SpeedCheck, Verified
 from edgepack.pipeline.bundling import CellPaths
+from edgepack.pipeline.devices import board_for_speed, on_boards
 from edgepack.pipeline.plan import PlannedCell
-from edgepack.profiles import DeviceProfile
-from edgepack.report.model import Attempt, Cell
+from edgepack.profiles import AccuracyBudget
+from edgepack.report.model import Attempt, Cell, Status
+from edgepack.report.records import BoardRun, Counted, DeviceEstimate, Latency, Memory
+from edgepack.settings import Precision
+from edgepack.speed import Decision, Source
 from edgepack.tasks import BenchSpec
 
 MARGINAL_SPEEDUP = 1.1  # a shipped cell below this gets a note: a gain within noise
@@ -32,16 +41,16 @@ HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64
 class Bench:
     """The build host's benchmark of an accepted bundle, or why it failed."""
 
-    latency: dict | None = None
-    memory: dict | None = None
+    latency: Latency | None = None
+    memory: Memory | None = None
     runtime: dict | None = None
     seconds: float = 0.0
     failure: str | None = None
 
 
-def speed_gate(opts: BuildOptions, profile: DeviceProfile, cell: Cell) -> float | None:
+def speed_gate(opts: BuildOptions, profile, cell: Cell) -> float | None:
     """The speedup over fp32 this cell must reach (0: reported only; None: not compared)."""
-    if cell.precision == "fp32":
+    if cell.precision == Precision.FP32:
         return 0.0 if cell.variant else None  # a device-default variant: reported only
     if opts.min_speedup is not None:
         return opts.min_speedup
@@ -55,15 +64,15 @@ def speed_required(opts: BuildOptions) -> bool:
 
 
 # --------------------------------------------------------------------------- device estimates
-def not_estimated(ctx, profile: DeviceProfile) -> str | None:
-    """Why this profile's cells get no device estimate (their speed is the host's), or None."""
-    if ctx.opts.device_estimate == "off":
+def not_estimated(opts: BuildOptions, p: PlannedCell) -> str | None:
+    """Why this cell gets no device estimate (its speed is the host's), or None."""
+    profile = p.profile
+    if opts.device_estimate == "off":
         return "--device-estimate off: speed figures are the build host's"
     host = HOST_ARCH.get(platform.machine().lower(), platform.machine())
-    if profile.arch == host and ctx.opts.device_estimate != "on":
+    if profile.arch == host and opts.device_estimate != "on":
         return f"the build host is a {host} machine like the profile: its speed is measured here"
-    cpu = cpu_model(profile.cpu)
-    if cpu is None:
+    if p.guest is None:
         from edgepack.cpus import all_cpus
 
         known = ", ".join(c.name for c in all_cpus().values())
@@ -77,42 +86,46 @@ def not_estimated(ctx, profile: DeviceProfile) -> str | None:
     return f"{missing}; speed figures are the build host's" if missing else None
 
 
-def device_estimate(ctx, p: PlannedCell, paths: CellPaths) -> dict:
+def device_estimate(ctx, p: PlannedCell, paths: CellPaths) -> DeviceEstimate:
     """The bundle's estimated latency on the profile's CPU, or why there is none."""
-    why = not_estimated(ctx, p.profile)
+    why = not_estimated(ctx.opts, p)
     if why:
-        return {"status": "not estimated", "reason": why}
+        return DeviceEstimate("not estimated", why)
     from edgepack.emulation import count_instructions
 
-    cpu = cpu_model(p.profile.cpu)
+    cpu = p.guest.cpu
     ctx.say(f"{p.cell.key}: counting instructions on the emulated {cpu.name}")
     with ctx.bench_lock:  # counting is heavy: alone, like every timing
-        counted = count_instructions(paths.bundle, cpu.qemu, p.profile.features or cpu.features,
-                                     ctx.opts.timeout, paths.scratch / "count", paths.log)
+        counted = count_instructions(paths.bundle, p.guest, ctx.opts.timeout,
+                                     paths.scratch / "count", paths.log)
     if "error" in counted:
-        return {"status": "failed", "reason": counted["error"]}
+        return DeviceEstimate("failed", counted["error"])
     threads = ctx.opts.threads or p.profile.threads
     guess = estimate(Counts.from_dict(counted["counts"]), cpu, p.profile.clock_ghz, threads)
-    return {"status": "ok", **guess.to_dict(),
-            "counted": {k: counted[k] for k in ("cpu", "spread", "windows", "threads",
-                                                "seconds")}}
+    return DeviceEstimate.of(guess, Counted(counted["cpu"], counted["spread"],
+                                            counted["windows"], counted["threads"],
+                                            counted["seconds"]))
 
 
 # --------------------------------------------------------------------------- speed decisions
-def speed_check(ctx, p: PlannedCell, baseline: Cell | None, paths: CellPaths) -> SpeedCheck:
+def speed_check(ctx, p: PlannedCell, baseline: Cell | None, paths: CellPaths,
+                budget: AccuracyBudget) -> SpeedCheck:
     """The strategy loop's speed check for this cell, against ``baseline`` (the shipped fp32
-    cell of the same profile and target)."""
+    cell of the same profile and target); boards check accuracy with ``budget``."""
     def check(attempt: Attempt, verified: Verified) -> tuple[Attempt, Verified]:
         gate = speed_gate(ctx.opts, p.profile, p.cell)
         if gate is None:
             return attempt, verified
-        if baseline is None or baseline.status != "ok":
-            return (replace(attempt, speed={"speedup": None, "min_speedup": gate, "note":
-                                            "no fp32 bundle to compare with (its cell failed)"}),
-                    verified)
-        decision, device, host = decide(ctx, p, baseline, paths, gate)
-        attempt = replace(attempt, device=device,
-                          speed={**decision.to_dict(), "host": host})
+        if baseline is None or baseline.status != Status.OK:
+            return (replace(attempt, speed=speed.not_compared(
+                gate, "no fp32 bundle to compare with (its cell failed)")), verified)
+        decision, device, boards = decide(ctx, p, baseline, paths, gate, budget)
+        attempt = replace(attempt, device=device, speed=decision)
+        verified = replace(verified, boards=boards)
+        board_failure = next((b.reason for b in boards or () if b.status != "ok"), None)
+        if board_failure:  # verified here, not on the board: rejected like any failure
+            return (replace(attempt, outcome="rejected", reason=board_failure),
+                    replace(verified, passed=False, reason=board_failure))
         if decision.shipped:
             return attempt, verified
         reason = speed.describe(decision)
@@ -121,24 +134,32 @@ def speed_check(ctx, p: PlannedCell, baseline: Cell | None, paths: CellPaths) ->
     return check
 
 
-def decide(ctx, p: PlannedCell, baseline: Cell, paths: CellPaths, gate: float
-           ) -> tuple[speed.Decision, dict, dict | None]:
-    """The decision from the best source (the device estimate where both bundles have one,
-    else host rounds), this bundle's device record, and the host comparison."""
+def decide(ctx, p: PlannedCell, baseline: Cell, paths: CellPaths, gate: float,
+           budget: AccuracyBudget) -> tuple[Decision, DeviceEstimate,
+                                             tuple[BoardRun, ...] | None]:
+    """The decision from the best source — the board's own p50s where a board of the profile
+    measured both bundles, else the device estimates where both bundles have one, else host
+    rounds — with the host's ratio beside a decision from another source; this bundle's
+    device estimate, and its board runs (None: no board)."""
     device = device_estimate(ctx, p, paths)
-    fp32 = baseline.device or {}
-    if device.get("status") == "ok" and fp32.get("status") == "ok":
-        decision = speed.from_estimates(fp32["p50_ms"], device["p50_ms"], gate,
-                                        device["cpu"])
-        # the host's ratio beside the device's, for the report (not decided on)
+    boards = on_boards(ctx, p, paths, budget) if ctx.opts.remotes else None
+    decision = None
+    pair = board_for_speed(baseline.boards, boards or ())
+    if pair is not None:
+        old, new = pair
+        decision = speed.from_board(old.latency.p50, new.latency.p50, gate, new.remote)
+    elif device.ok and baseline.device is not None and baseline.device.ok:
+        decision = speed.from_estimates(baseline.device.estimate.p50_ms,
+                                        device.estimate.p50_ms, gate, device.estimate.cpu)
+    if decision is not None:  # the host's ratio beside it, for the report (not decided on)
         host = compare_on_host(ctx, p, ctx.stage / baseline.bundle, paths, gate, MIN_ROUNDS)
-        return decision, device, host.to_dict()
+        return decision.with_host(host), device, boards
     host = compare_on_host(ctx, p, ctx.stage / baseline.bundle, paths, gate, MAX_ROUNDS)
-    return host, device, host.to_dict()
+    return host.with_host(host), device, boards
 
 
 def compare_on_host(ctx, p: PlannedCell, fp32_bundle: Path, paths: CellPaths, gate: float,
-                    max_rounds: int) -> speed.Decision:
+                    max_rounds: int) -> Decision:
     """p50 of the fp32 bundle and of this cell's, each in its own fresh process, alternating
     (fp32, x, x, fp32, ...) so that a noisy host slows both alike; rounds are added (up to
     ``max_rounds``) while the interval still straddles the threshold. With no threshold
@@ -155,8 +176,7 @@ def compare_on_host(ctx, p: PlannedCell, fp32_bundle: Path, paths: CellPaths, ga
             with ctx.bench_lock:
                 res = run_task(spec, paths.scratch / "speed", paths.log, ctx.opts.timeout)
             if not res.ok:
-                return speed.Decision("host", 0.0, 0.0, 0.0, gate, speed.ERROR,
-                                      f"timing failed ({label}): {res.reason}", r)
+                return speed.error(gate, f"timing failed ({label}): {res.reason}", r)
             runs[label].append(res.result["latency_ms"]["p50"])
         if r + 1 >= (MIN_ROUNDS if gate > 0 or p.cell.auto else 1):
             decision = speed.from_host_rounds(runs["fp32"], runs["this"], gate)
@@ -165,18 +185,26 @@ def compare_on_host(ctx, p: PlannedCell, fp32_bundle: Path, paths: CellPaths, ga
     return decision
 
 
-def best_latency(host: dict | None, device: dict | None, boards) -> dict | None:
-    """The latency release gates use, from the best source: a board's own, else the device
-    estimate (which has a p50 only), else the build host's."""
-    board = next((b["latency"] for b in boards if b.get("status") == "ok"
-                  and b.get("latency")), None)
-    if board:
-        return board
-    if (device or {}).get("status") == "ok":
-        p50 = device["p50_ms"]
-        return {"p50": p50, "mean": p50, "estimated": True,
-                "measured_on": f"estimate for {device['cpu']} @ {device['clock_ghz']:g} GHz"}
-    return host
+def release_cost(host: Latency | None, memory: Memory | None, device: DeviceEstimate | None,
+                 boards: tuple[BoardRun, ...], size: int | None) -> Cost:
+    """What release gates read, from the best source: a board's own latency, else the
+    device estimate (which has a p50 only), else the build host's."""
+    board = next((b for b in boards if b.status == "ok" and b.latency), None)
+    rss = memory.peak_rss_bytes if memory else None
+    if board is not None:
+        lat = board.latency
+        return Cost(_percentiles(lat), lat.measured_on, False, size,
+                    board.memory.peak_rss_bytes if board.memory else rss)
+    if device is not None and device.ok:
+        e = device.estimate
+        return Cost({"p50": e.p50_ms, "mean": e.p50_ms}, f"estimate for {e.cpu} @ "
+                    f"{e.clock_ghz:g} GHz", True, size, rss)
+    return Cost(_percentiles(host) if host else {}, host.measured_on if host else "?", False,
+                size, rss)
+
+
+def _percentiles(lat: Latency) -> dict[str, float]:
+    return {k: lat.percentile(k) for k in ("p50", "p90", "p99", "mean", "max")}
 
 
 def bench_cell(ctx, p: PlannedCell, bundle: Path, log: Path, scratch: Path) -> Bench:
@@ -199,45 +227,51 @@ def bench_cell(ctx, p: PlannedCell, bundle: Path, log: Path, scratch: Path) -> B
         results.append(res.result)
     ordered = sorted(results, key=lambda r: r["latency_ms"]["p50"])
     r = ordered[len(ordered) // 2]
-    latency = {**r["latency_ms"], "threads": r["threads"], "cold_start_ms": r["cold_start_ms"],
-               "measured_on": "build host"}
+    latency = Latency.of_bench(r)
     if len(results) > 1:
-        latency["rounds_p50_ms"] = [x["latency_ms"]["p50"] for x in results]
-    return Bench(latency, r["memory"], r["runtime"], seconds)
+        latency = replace(latency, rounds_p50_ms=tuple(x["latency_ms"]["p50"] for x in results))
+    memory = r["memory"]
+    return Bench(latency, Memory(memory["peak_rss_bytes"], memory.get("rss_before_load_bytes")),
+                 r["runtime"], seconds)
 
 
-def marginal_note(speed_record: dict | None) -> str | None:
-    """A note for a shipped cell whose host-timed gain is small (a device estimate's ratio
-    is exact enough to need none)."""
-    record = speed_record or {}
-    speedup = record.get("speedup")
-    if speedup is None or not record.get("min_speedup") or speedup >= MARGINAL_SPEEDUP \
-            or record.get("source") != "host":
+def marginal_note(decision: Decision | None) -> str | None:
+    """A note for a shipped cell whose host-timed gain is small (a device estimate's or a
+    board's ratio is exact enough to need none)."""
+    if decision is None or not decision.decided or not decision.threshold \
+            or decision.source != Source.HOST or decision.speedup >= MARGINAL_SPEEDUP:
         return None
-    return (f"only {speedup:.2f}× fp32's speed on the build host: shown faster within the "
-            f"noise of {record.get('rounds')} interleaved rounds, but a small gain; raise "
+    return (f"only {decision.speedup:.2f}× fp32's speed on the build host: shown faster within "
+            f"the noise of {decision.rounds} interleaved rounds, but a small gain; raise "
             "--min-speedup to refuse such cells")
 
 
-def choose_auto(cells: list[Cell]) -> None:
-    """For --precision auto: per profile and target, mark the fastest ok cell (speedup over
-    fp32 from the best source; fp32 itself is 1.0) and say why it won."""
+def choose_auto(cells: list[Cell]) -> list[Cell]:
+    """For --precision auto: per profile and target, the fastest ok cell (speedup over fp32
+    from the best source; fp32 itself is 1.0) marked chosen with why it won, and the others
+    optional. Returns the cells in the same order."""
     groups: dict[tuple[str, str], list[Cell]] = {}
     for cell in cells:
         if cell.auto and not cell.variant:
             groups.setdefault((cell.profile, cell.target), []).append(cell)
+    marked: dict[int, Cell] = {}
     for group in groups.values():
-        def speedup(c: Cell) -> float:
-            return 1.0 if c.precision == "fp32" else (c.speed or {}).get("speedup") or 0.0
-
-        ok = [c for c in group if c.status == "ok"]
+        ok = [c for c in group if c.status == Status.OK]
         if not ok:
             continue
-        best = max(ok, key=speedup)
-        source = (best.speed or {}).get("source", "host")
-        others = "; ".join(f"{c.precision} {speedup(c):.2f}×" if c.status == "ok" else
+        best = max(ok, key=_speedup)
+        source = best.speed.source if best.speed and best.speed.source else Source.HOST
+        others = "; ".join(f"{c.precision} {_speedup(c):.2f}×" if c.status == Status.OK else
                            f"{c.precision} {c.status}" for c in group if c is not best)
-        best.chosen = (f"fastest within budget: {speedup(best):.2f}× fp32's speed, "
-                       f"{speed.SOURCES.get(source, source)} (others: {others})")
+        chosen = (f"fastest within budget: {_speedup(best):.2f}× fp32's speed, "
+                  f"{source.words} (others: {others})")
         for cell in group:
-            cell.optional = cell is not best
+            marked[id(cell)] = replace(cell, chosen=chosen) if cell is best else \
+                replace(cell, optional=True)
+    return [marked.get(id(c), c) for c in cells]
+
+
+def _speedup(c: Cell) -> float:
+    if c.precision == Precision.FP32:
+        return 1.0
+    return (c.speed.speedup if c.speed else None) or 0.0

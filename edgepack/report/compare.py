@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgepack.report.model import Cell, Report, read_report, report_file
+from edgepack.report.model import Cell, Report, Status, read_report, report_file
 from edgepack.speed import T95
 
 MIN_RUNS = 10  # fewer timed runs than this: latency is shown, not gated
@@ -123,21 +123,22 @@ def compare(old_path: Path, new_path: Path, latency_threshold: float = 0.10,
     for a in old.cells:
         b = new_cells.pop(a.key, None)
         if b is None:
-            out.deltas.append(Delta(a.key, "status", a.status, "not built", "not built",
+            out.deltas.append(Delta(a.key, "status", str(a.status), "not built", "not built",
                                     note="the new build did not build this cell"))
             continue
         if a.status != b.status:
-            out.deltas.append(Delta(a.key, "status", a.status, b.status, f"{a.status} → "
-                                    f"{b.status}", regression=a.status == "ok",
-                                    note=b.reason or ""))
-        if a.status != "ok" or b.status != "ok":
+            out.deltas.append(Delta(a.key, "status", str(a.status), str(b.status),
+                                    f"{a.status} → {b.status}",
+                                    regression=a.status == Status.OK, note=b.reason or ""))
+        if a.status != Status.OK or b.status != Status.OK:
             continue
+        out.deltas += _board_latency(a, b, latency_threshold)
         out.deltas += _instructions(a, b)
         out.deltas += _latency(a, b, latency_threshold, gate_latency)
         out.deltas += _accuracy(a, b, accuracy_threshold, top1_threshold)
         out.deltas += _resources(a, b, size_threshold, memory_threshold, gate_latency)
     for b in new_cells.values():
-        out.deltas.append(Delta(b.key, "status", None, b.status, "new cell"))
+        out.deltas.append(Delta(b.key, "status", None, str(b.status), "new cell"))
     return out
 
 
@@ -146,8 +147,8 @@ def _resources(a: Cell, b: Cell, size_threshold: float, memory_threshold: float,
     out = []
     for metric, x, y, thr, gated in (
             ("size KiB", a.size, b.size, size_threshold, True),
-            ("peak RSS MiB", (a.memory or {}).get("peak_rss_bytes"),
-             (b.memory or {}).get("peak_rss_bytes"), memory_threshold, gate_memory)):
+            ("peak RSS MiB", a.memory.peak_rss_bytes if a.memory else None,
+             b.memory.peak_rss_bytes if b.memory else None, memory_threshold, gate_memory)):
         if x and y:
             unit = 2**10 if metric.startswith("size") else 2**20
             worse = y > x * (1 + thr)
@@ -159,36 +160,55 @@ def _resources(a: Cell, b: Cell, size_threshold: float, memory_threshold: float,
 
 def _instructions(a: Cell, b: Cell) -> list[Delta]:
     """Instructions per inference on the profile's CPU model: gated tightly, on any host."""
-    da, db = a.device or {}, b.device or {}
-    if da.get("status") != "ok" or db.get("status") != "ok":
+    if a.device is None or b.device is None or not (a.device.ok and b.device.ok):
         return []
-    cpu = da.get("cpu")
-    if db.get("cpu") != cpu:
+    ea, eb = a.device.estimate, b.device.estimate
+    cpu = ea.cpu
+    if eb.cpu != cpu:
         return [Delta(a.key, "instructions", None, None, "-",
-                      note=f"not compared: counted on {cpu}, then {db.get('cpu')}")]
-    old, new = float(da["instructions"]["total"]), float(db["instructions"]["total"])
+                      note=f"not compared: counted on {cpu}, then {eb.cpu}")]
+    old, new = float(ea.instructions["total"]), float(eb.instructions["total"])
     worse = new > old * (1 + INSTRUCTION_THRESHOLD)
     return [Delta(a.key, f"instructions ({cpu}, M)", round(old / 1e6, 3), round(new / 1e6, 3),
                   _rel(old, new), regression=worse,
                   note=f"counted under qemu; gated at +{INSTRUCTION_THRESHOLD:.0%} (counts "
                        "repeat within ~1%)"),
-            Delta(a.key, f"estimated p50 ms ({cpu})", da["p50_ms"], db["p50_ms"],
-                  _rel(da["p50_ms"], db["p50_ms"]),
+            Delta(a.key, f"estimated p50 ms ({cpu})", ea.p50_ms, eb.p50_ms,
+                  _rel(ea.p50_ms, eb.p50_ms),
                   note="from the instructions above (not gated separately)")]
+
+
+def _board_latency(a: Cell, b: Cell, threshold: float) -> list[Delta]:
+    """The p50 a board measured, where both builds ran the cell on the same board: the
+    device's own figure, the best source there is (gated at the latency threshold; a board
+    runs nothing else, so one process's p50 is its figure)."""
+    runs = {r.remote: r for r in a.boards if r.status == "ok" and r.latency}
+    deltas = []
+    for r in b.boards:
+        old = runs.get(r.remote)
+        if old is None or r.status != "ok" or r.latency is None:
+            continue
+        x, y = old.latency.p50, r.latency.p50
+        same = (old.identity or {}) == (r.identity or {})
+        worse = y > x * (1 + threshold)
+        deltas.append(Delta(a.key, f"board p50 ms ({r.remote})", x, y, _rel(x, y),
+                            regression=worse and same,
+                            note="measured on the board" if same else
+                            "not gated: the board reports a different identity"))
+    return deltas
 
 
 def _latency(a: Cell, b: Cell, threshold: float, gated: bool) -> list[Delta]:
     """The host p50, gated only when both builds timed several processes."""
-    la, lb = a.latency or {}, b.latency or {}
-    if "p50" not in la or "p50" not in lb:
+    la, lb = a.latency, b.latency
+    if la is None or lb is None:
         return []
-    old, new = float(la["p50"]), float(lb["p50"])
-    ra, rb = la.get("rounds_p50_ms") or [], lb.get("rounds_p50_ms") or []
+    old, new = float(la.p50), float(lb.p50)
+    ra, rb = list(la.rounds_p50_ms), list(lb.rounds_p50_ms)
     note, gate = "", gated
-    if la.get("measured_on") != lb.get("measured_on"):
-        note, gate = (f"not gated: measured on {la.get('measured_on')} then "
-                      f"{lb.get('measured_on')}"), False
-    elif min(la.get("runs", 0), lb.get("runs", 0)) < MIN_RUNS:
+    if la.measured_on != lb.measured_on:
+        note, gate = f"not gated: measured on {la.measured_on} then {lb.measured_on}", False
+    elif min(la.runs, lb.runs) < MIN_RUNS:
         note, gate = f"not gated: fewer than {MIN_RUNS} timed runs", False
     elif len(ra) < 2 or len(rb) < 2:
         note, gate = ("not gated: one benchmark process per build cannot show the host's "

@@ -9,7 +9,8 @@ import json
 import re
 from pathlib import Path
 
-from edgepack.report.model import Cell, Report
+from edgepack.gates import Gate
+from edgepack.report.model import Cell, Report, Status
 from edgepack.report.rows import accuracy_numbers, human_bytes, number, summary_lines, table_rows
 from edgepack.report.svg import STATUS_COLOURS, plotted, scatter_svg, size_svg
 
@@ -68,7 +69,7 @@ def to_html(report: Report, folder: Path | None = None) -> str:
     esc = html.escape
     title = f"edgepack report — {report.source.get('file', '?')}"
     counts = {s: sum(c.status == s for c in report.cells)
-              for s in ("ok", "failed", "skipped", "declined")}
+              for s in (Status.OK, Status.FAILED, Status.SKIPPED, Status.DECLINED)}
     verdict = ("<span class='verdict pass'>PASS</span>" if report.ok else
                "<span class='verdict fail'>FAIL</span>")
     parts = [
@@ -136,7 +137,7 @@ def _figure(title: str, svg: str, caption: str) -> str:
 
 def _scatter_caption(report: Report) -> str:
     shown = plotted(report.cells)
-    ok = sum(c.status == "ok" for c in report.cells)
+    ok = sum(c.status == Status.OK for c in report.cells)
     text = ("One point per verified bundle (measured on the build host). The Pareto front — "
             "no other bundle is both faster and at least as accurate — is highlighted and "
             "joined by a step line.")
@@ -151,7 +152,7 @@ def _cell_details(cell: Cell, folder: Path | None) -> str:
     summary = (f"<span class='badge {status}'>{esc(cell.status)}</span>"
                f"<span class='key'>{esc(cell.key)}</span>")
     if cell.reason:
-        summary += f" — <span class='why'>{esc(_first_line(cell.reason))}</span>"
+        summary += f" — <span class='why'>{esc(_shortened(cell.reason))}</span>"
     facts = _facts(cell)
     body = ["<dl class='facts'>" + "".join(
         f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts if v not in (None, ""))
@@ -162,12 +163,12 @@ def _cell_details(cell: Cell, folder: Path | None) -> str:
         body.append("<h3>Notes</h3>" + _list(cell.notes))
     if cell.attempts:
         body.append("<h3>Attempts</h3>" + _attempts(cell))
-    if cell.status == "failed" and folder is not None and cell.log:
+    if cell.status == Status.FAILED and folder is not None and cell.log:
         tail = _log_tail(Path(folder) / cell.log)
         if tail is not None:
             body.append(f"<h3>Log: last {LOG_LINES} lines of {esc(cell.log)}</h3>"
                         f"<pre class='log'>{esc(tail)}</pre>")
-    opened = " open" if cell.status == "failed" else ""
+    opened = " open" if cell.status == Status.FAILED else ""
     return (f"<details class='cell {status}'{opened}><summary>{summary}</summary>"
             + "\n".join(body) + "</details>")
 
@@ -181,18 +182,19 @@ def _facts(cell: Cell) -> list[tuple[str, object]]:
         facts.append(("chosen by --precision auto", cell.chosen))
     if cell.optional:
         facts.append(("optional", "--precision auto chose another cell"))
-    lat = cell.latency or {}
-    if number(lat.get("p50")) is not None:
-        facts.append(("latency", ", ".join(f"{k} {number(lat[k]):.4g} ms" for k in
-                                           ("p50", "p90", "p99") if number(lat.get(k)) is not None)
-                      + (f" ({lat['runs']} runs, {lat.get('threads')} threads)"
-                         if lat.get("runs") else "")))
+    lat = cell.latency
+    if lat is not None and number(lat.p50) is not None:
+        facts.append(("latency", ", ".join(f"{k} {number(v):.4g} ms" for k, v in
+                                           (("p50", lat.p50), ("p90", lat.p90), ("p99", lat.p99))
+                                           if number(v) is not None)
+                      + (f" ({lat.runs} runs, {lat.threads} threads)" if lat.runs else "")))
     if cell.size:
         facts.append(("size", human_bytes(cell.size)))
-    if (cell.memory or {}).get("peak_rss_bytes"):
-        facts.append(("peak RSS", human_bytes(cell.memory["peak_rss_bytes"])))
-    if (cell.speed or {}).get("speedup"):
-        facts.append(("speedup over fp32", f"{cell.speed['speedup']:.2f}×"))
+    if cell.memory and cell.memory.peak_rss_bytes:
+        facts.append(("peak RSS", human_bytes(cell.memory.peak_rss_bytes)))
+    if cell.speed and cell.speed.speedup:
+        facts.append(("speedup over fp32", f"{cell.speed.speedup:.2f}× "
+                      f"({cell.speed.source.words})"))
     if cell.timings:
         facts.append(("timings", ", ".join(f"{k.removesuffix('_s')} {v:.1f} s"
                                            for k, v in cell.timings.items()
@@ -202,28 +204,28 @@ def _facts(cell: Cell) -> list[tuple[str, object]]:
               ("rejected bundles", cell.failed_bundles and f"{cell.failed_bundles}/"),
               ("log", cell.log)]
     if cell.previous:
-        facts.append(("earlier ok bundle", f"{cell.previous.get('bundle')} (built "
-                      f"{(cell.previous.get('build') or {}).get('created', '?')})"))
+        facts.append(("earlier ok bundle", f"{cell.previous.bundle} (built "
+                      f"{cell.previous.build.get('created', '?')})"))
     if cell.cached:
-        facts.append(("from the build cache", f"built {cell.cached.get('built')} on "
-                      f"{cell.cached.get('host')}"))
+        facts.append(("from the build cache", f"built {cell.cached.built} on "
+                      f"{cell.cached.host}"))
     if cell.emulated:
         e = cell.emulated
-        facts.append(("emulated", f"{e.get('status')}" + (f" on {e['cpu']}" if e.get("cpu") else "")
-                      + (f": {e['reason']}" if e.get("reason") else "")))
+        facts.append(("emulated", e.status + (f" on {e.cpu}" if e.cpu else "")
+                      + (f": {e.reason}" if e.reason else "")))
     return facts
 
 
-def _gates(gates: list[dict]) -> str:
+def _gates(gates: tuple[Gate, ...]) -> str:
     esc = html.escape
     rows = []
     for g in gates:
-        op = "≥" if g.get("kind") == "min" else "≤"
-        ok = g.get("ok")
-        rows.append(f"<tr class='{'' if ok else 'gate-miss'}'><td>{esc(str(g.get('name')))}"
-                    + (f" <code>{esc(str(g['gate']))}</code>" if g.get("gate") else "")
-                    + f"</td><td>{esc(_value(g.get('value')))}</td>"
-                    f"<td>{op} {esc(_value(g.get('limit')))}</td>"
+        op = "≥" if g.kind == "min" else "≤"
+        ok = g.ok
+        rows.append(f"<tr class='{'' if ok else 'gate-miss'}'><td>{esc(g.name)}"
+                    + (f" <code>{esc(g.label)}</code>" if g.label else "")
+                    + f"</td><td>{esc(_value(g.value))}</td>"
+                    f"<td>{op} {esc(_value(g.limit))}</td>"
                     f"<td>{'✓ ok' if ok else '✗ missed'}</td></tr>")
     return ("<table><thead><tr><th>gate</th><th>value</th><th>needs</th><th></th></tr>"
             "</thead><tbody>" + "".join(rows) + "</tbody></table>")
@@ -236,7 +238,7 @@ def _attempts(cell: Cell) -> str:
         top1, _, cosine = accuracy_numbers(a.accuracy or {})
         accuracy = " · ".join(x for x in (top1 and f"top-1 {top1}",
                                           cosine and f"cosine {cosine}") if x)
-        speed = (a.speed or {}).get("speedup")
+        speed = a.speed.speedup if a.speed else None
         seconds = number(a.seconds)
         rows.append(
             f"<tr class='{esc(a.outcome or '')}'><td>{i}</td><td>{esc(a.strategy or '')}</td>"
@@ -323,7 +325,7 @@ def _value(value) -> str:
     return "" if value is None else str(value)
 
 
-def _first_line(text: str, limit: int = 160) -> str:
+def _shortened(text: str, limit: int = 160) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit - 1] + "…"
 

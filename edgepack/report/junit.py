@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from edgepack.report.model import Cell, Report
+from edgepack.report.model import Cell, Report, Status
 
 
 def _seconds(cell: Cell) -> float:
@@ -24,27 +24,25 @@ def to_junit(report: Report) -> str:
     for cell in report.cells:
         case = ET.SubElement(suite, "testcase", classname=f"{name}.{cell.profile}",
                              name=cell.name, time=str(_seconds(cell)))
-        missed = [g for g in cell.gates if not g.get("ok", True)]
-        if cell.status == "failed" and not cell.optional:
+        missed = [g for g in cell.gates if not g.ok]
+        if cell.status == Status.FAILED and not cell.optional:
             failures += 1
             failure = ET.SubElement(case, "failure", message=cell.reason or "failed",
                                     type="gate" if missed else "build")
             failure.text = "\n".join(
                 [cell.reason or "failed"]
-                + [f"gate {g.get('gate', g['name'])}: {g['name']} = {g['value']:.6g}, limit "
-                   f"{g['limit']:g} ({g['kind']})" for g in missed]
+                + [f"gate {g.label or g.name}: {g.name} = {g.value:.6g}, limit "
+                   f"{g.limit:g} ({g.kind})" for g in missed]
                 + ([f"log: {cell.log}"] if cell.log else []))
-        elif cell.status != "ok":
+        elif cell.status != Status.OK:
             skipped += 1
             ET.SubElement(case, "skipped", message=cell.reason or cell.status)
         else:
-            lines = [f"{g['name']} = {g['value']:.6g} ({g['kind']} {g['limit']:g})"
-                     for g in cell.gates]
-            if (cell.device or {}).get("status") == "ok":
-                lines.append(cell.device["label"])
+            lines = [f"{g.name} = {g.value:.6g} ({g.kind} {g.limit:g})" for g in cell.gates]
+            if cell.device is not None and cell.device.ok:
+                lines.append(cell.device.estimate.label)
             if cell.latency:
-                lines.append(f"p50 {cell.latency.get('p50', 0):.4g} ms "
-                             f"({cell.latency.get('measured_on', '?')})")
+                lines.append(f"p50 {cell.latency.p50:.4g} ms ({cell.latency.measured_on})")
             ET.SubElement(case, "system-out").text = "\n".join(lines)
     suite.set("tests", str(len(report.cells)))
     suite.set("failures", str(failures))

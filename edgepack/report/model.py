@@ -6,14 +6,49 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from edgepack.errors import UsageError
+from edgepack.gates import Gate
+from edgepack.report.records import (
+    BoardRun,
+    Cached,
+    DeviceEstimate,
+    Emulated,
+    Latency,
+    Memory,
+    Previous,
+)
+from edgepack.settings import Precision
+from edgepack.speed import Decision
 
 # 2: samples-axis data model, attempts with outcome + reason, requested/previous/build per cell
 # 3: the speed record is a decision with its source; device estimates; the declined status
 SCHEMA_VERSION = 3
+
+
+class Status(StrEnum):
+    """What became of a cell of the matrix."""
+
+    PENDING = "pending"  # planned, not built yet
+    OK = "ok"  # shipped: a bundle verified within budget (and every gate held)
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not built (a target or precision this build cannot make)
+    DECLINED = "declined"  # accurate, but not shown faster than fp32
+
+
+Outcome = Literal["accepted", "rejected", "skipped"]
+
+
+def _decision(d: dict | None) -> Decision | None:
+    return Decision.from_json(d) if d else None
+
+
+def _device(d: dict | None) -> DeviceEstimate | None:
+    return DeviceEstimate.from_json(d) if d else None
 
 
 @dataclass(frozen=True)
@@ -21,61 +56,82 @@ class Attempt:
     """One lowering strategy tried for a cell, and what came of it."""
 
     strategy: str
-    outcome: str  # "accepted", "rejected" or "skipped"
+    outcome: Outcome
     reason: str | None = None  # why it was rejected or skipped
     model: str = "prepared"  # which prepared model it lowered: prepared, standard, minimal
     seconds: float | None = None  # lowering time
     peak_rss_bytes: int | None = None  # of the lowering process
     stats: dict = field(default_factory=dict)  # what the converter reported
     accuracy: dict | None = None  # per output: the numbers this attempt's bundle reached
-    speed: dict | None = None  # the speed decision against the fp32 bundle, and its source
+    speed: Decision | None = None  # the speed decision against the fp32 bundle
     kept: str | None = None  # a rejected bundle kept for inspection (under failed/)
-    device: dict | None = None  # its estimated latency on the profile's CPU (or why none)
+    device: DeviceEstimate | None = None  # its estimated latency on the profile's CPU
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> dict:
+        return {"strategy": self.strategy, "outcome": self.outcome, "reason": self.reason,
+                "model": self.model, "seconds": self.seconds,
+                "peak_rss_bytes": self.peak_rss_bytes, "stats": self.stats,
+                "accuracy": self.accuracy,
+                "speed": self.speed.to_json() if self.speed else None, "kept": self.kept,
+                "device": self.device.to_json() if self.device else None}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Attempt:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "stats": dict(known.get("stats") or {}),
+                      "speed": _decision(known.get("speed")),
+                      "device": _device(known.get("device"))})
 
 
-@dataclass
+# the records' fields and how each turns into JSON and back (the rest are plain values)
+_RECORDS = {"latency": Latency, "memory": Memory, "speed": Decision, "device": DeviceEstimate,
+            "emulated": Emulated, "previous": Previous, "cached": Cached}
+_SEQUENCES = {"boards": BoardRun, "gates": Gate, "attempts": Attempt}
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One (profile, target, precision) of the build matrix and everything measured for it."""
+    """One (profile, target, precision) of the build matrix and everything measured for it.
+
+    Frozen: each step of a build returns a new cell (``dataclasses.replace``); who makes
+    cells is listed in docs/ARCHITECTURE.md ("One writer per record")."""
 
     profile: str
     target: str
-    precision: str
+    precision: Precision
     variant: str | None = None  # a target's variant of a precision (Target.variants)
-    status: str = "pending"  # "ok", "failed", "skipped" or "declined" (accurate, not faster)
+    status: Status = Status.PENDING
     reason: str | None = None
     requested: bool = False  # named by --target (a skip or failure then fails the build)
-    accuracy: dict | None = None  # per output numbers, data kind, gates
-    latency: dict | None = None  # ms: p50, p90, p99, mean, min, max, runs, threads, cold start
-    speed: dict | None = None  # speedup over the fp32 bundle: the decision and its source
-    device: dict | None = None  # estimated latency on the profile's CPU (or why there is none)
-    emulated: dict | None = None  # --emulate: accuracy on the profile's CPU under qemu
-    boards: list[dict] = field(default_factory=list)  # --remote: what each board measured
-    memory: dict | None = None  # peak RSS bytes of the benchmark process
+    accuracy: dict | None = None  # per output numbers, data kind, budget
+    latency: Latency | None = None  # measured on the build host
+    speed: Decision | None = None  # speedup over the fp32 bundle: the decision and its source
+    device: DeviceEstimate | None = None  # estimated latency on the profile's CPU (or why not)
+    emulated: Emulated | None = None  # --emulate: accuracy on the profile's CPU under qemu
+    boards: tuple[BoardRun, ...] = ()  # --remote: what each board measured
+    memory: Memory | None = None  # of the benchmark process
     size: int | None = None  # bytes of the model file(s)
     bundle: str | None = None
     archive: str | None = None
     archive_sha256: str | None = None
     runtime: dict | None = None  # what the runtime reported it configured
-    attempts: list[Attempt] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    gates: list[dict] = field(default_factory=list)
-    timings: dict = field(default_factory=dict)  # seconds per step (lower, verify, bench)
+    attempts: tuple[Attempt, ...] = ()
+    notes: tuple[str, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     log: str | None = None
     failed_bundles: str | None = None  # folder holding rejected attempts' bundles
-    build: dict = field(default_factory=dict)  # when and where this cell was built
-    previous: dict | None = None  # a failed cell: the earlier ok bundle still in the folder
+    build: dict[str, str] = field(default_factory=dict)  # when and where this cell was built
+    previous: Previous | None = None  # a failed cell: the earlier ok bundle still there
     auto: bool = False  # built for --precision auto
     chosen: str | None = None  # --precision auto chose this cell: why
     optional: bool = False  # --precision auto chose another cell: this one cannot fail the build
-    cached: dict | None = None  # restored from the build cache (--cache): when it was built
+    cached: Cached | None = None  # restored from the build cache (--cache): when it was built
 
     @property
     def fails_build(self) -> bool:
-        return not self.optional and (self.status == "failed" or (
-            self.requested and self.status == "skipped"))
+        return not self.optional and (self.status == Status.FAILED or (
+            self.requested and self.status == Status.SKIPPED))
 
     @property
     def key(self) -> str:
@@ -86,25 +142,51 @@ class Cell:
         """The bundle's folder name: target-precision[-variant]."""
         return "-".join(p for p in (self.target, self.precision, self.variant) if p)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def noted(self, *notes: str) -> Cell:
+        """This cell with ``notes`` added."""
+        return replace(self, notes=(*self.notes, *notes))
+
+    def to_json(self) -> dict:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _RECORDS:
+                value = value.to_json() if value is not None else None
+            elif f.name in _SEQUENCES:
+                value = [v.to_json() for v in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, StrEnum):
+                value = str(value)
+            out[f.name] = value
+        return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> Cell:
+    def from_json(cls, d: dict) -> Cell:
         """ValueError when ``d`` is not a cell record (an object with a list of attempts)."""
-        attempts = _objects(_object(d, "a cell").get("attempts", []), "attempts")
-        known = {f for f in cls.__dataclass_fields__}
-        cell = cls(**{k: v for k, v in d.items() if k in known and k != "attempts"})
-        cell.attempts = [Attempt(**{k: v for k, v in a.items()
-                                    if k in Attempt.__dataclass_fields__})
-                         for a in attempts]
-        return cell
+        _object(d, "a cell")
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name not in d:
+                continue
+            value = d[name]
+            if name in _RECORDS:
+                value = _RECORDS[name].from_json(_object(value, name)) if value else None
+            elif name in _SEQUENCES:
+                value = tuple(_SEQUENCES[name].from_json(v) for v in _objects(value, name))
+            elif name == "notes":
+                value = tuple(value)
+            values[name] = value
+        values["precision"] = Precision(values["precision"])
+        values["status"] = Status(values.get("status", Status.PENDING))
+        return cls(**values)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """Everything about the cells in one output folder: the last build's header, and every
-    cell present (cells from earlier builds of the same model keep their own records)."""
+    cell present (cells from earlier builds of the same model keep their own records).
+    Frozen like its cells: the build makes it, publishing returns the merged one."""
 
     edgepack_version: str
     created: str
@@ -113,33 +195,37 @@ class Report:
     tools: dict
     settings: dict
     data: dict = field(default_factory=dict)
-    stages: list[dict] = field(default_factory=list)
-    cells: list[Cell] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    stages: tuple[dict, ...] = ()
+    cells: tuple[Cell, ...] = ()
+    notes: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     @property
     def ok(self) -> bool:
         """No cell failed, no requested cell was skipped, and at least one cell is ok."""
         return not any(c.fails_build for c in self.cells) and any(
-            c.status == "ok" for c in self.cells)
+            c.status == Status.OK for c in self.cells)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
+    def to_json(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["cells"] = [c.to_json() for c in self.cells]
+        d["notes"], d["stages"] = list(self.notes), list(self.stages)
         d["ok"] = self.ok
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Report:
+    def from_json(cls, d: dict) -> Report:
         """ValueError when ``d`` is not a report (an object; its header tables objects, its
         cells a list of cell records)."""
         _object(d, "the report")
         for key in ("source", "host", "tools", "settings", "data"):
             _object(d.get(key, {}), f"'{key}'")
         known = {f for f in cls.__dataclass_fields__}
-        report = cls(**{k: v for k, v in d.items() if k in known and k != "cells"})
-        report.cells = [Cell.from_dict(c) for c in _objects(d.get("cells", []), "cells")]
-        return report
+        cells = tuple(Cell.from_json(c) for c in _objects(d.get("cells", []), "cells"))
+        values = {k: v for k, v in d.items() if k in known and k != "cells"}
+        values.update(stages=tuple(values.get("stages", ())),
+                      notes=tuple(values.get("notes", ())))
+        return cls(**values, cells=cells)
 
 
 def _object(value, what: str) -> dict:
@@ -197,7 +283,7 @@ def model_folders(folder: Path) -> list[Path]:
 
 def read_report(path: Path) -> Report:
     try:
-        return Report.from_dict(json.loads(path.read_text()))
+        return Report.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise UsageError(f"{path} is not an edgepack report.json ({e})") from None
 

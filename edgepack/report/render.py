@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 
-from edgepack.report.model import Cell, Report
+from edgepack.report.model import Cell, Report, Status
 from edgepack.report.rows import summary_lines, table_rows
 
 
 def to_json(report: Report) -> str:
     """Strict JSON (non-finite numbers become the strings "inf", "-inf", "nan")."""
-    return json.dumps(_strict(report.to_dict()), indent=2, allow_nan=False, default=str) + "\n"
+    return json.dumps(_strict(report.to_json()), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def _strict(value):
@@ -46,37 +46,35 @@ def to_markdown(report: Report) -> str:
 
 def _skipped(report: Report) -> list[str]:
     return [f"- {c.key} ({c.status}): {c.reason}" for c in report.cells
-            if c.status in ("skipped", "declined")]
+            if c.status in (Status.SKIPPED, Status.DECLINED)]
 
 
 def _emulated_section(report: Report) -> list[str]:
     lines = []
     for c in (c for c in report.cells if c.emulated):
         e = c.emulated
-        where = e.get("verified_on", "")
-        lines.append(f"- {c.key}: {e['status']}" + (f", {where}" if where else "")
-                     + (f": {e['reason']}" if e.get("reason") else
-                        f" ({e['selftest']})" if e.get("selftest") else ""))
+        lines.append(f"- {c.key}: {e.status}" + (f", {e.verified_on}" if e.verified_on else "")
+                     + (f": {e.reason}" if e.reason else
+                        f" ({e.selftest})" if e.selftest else ""))
     return lines
 
 
 def _boards(report: Report) -> list[str]:
     lines = []
     for c, b in ((cell, b) for cell in report.cells for b in cell.boards):
-        ident = b.get("identity") or {}
-        runtime = b.get("runtime") or {}
-        lines.append(f"- {c.key} on {b['remote']}: {b.get('status')}; "
+        ident, runtime = b.identity or {}, b.runtime or {}
+        lines.append(f"- {c.key} on {b.remote}: {b.status}; "
                      + ", ".join(f"{k} {ident[k]}" for k in ("model", "machine", "kernel",
                                                               "python") if ident.get(k))
                      + (f", {runtime.get('runtime')} {runtime.get('version')}"
                         if runtime else "")
-                     + (f": {b['reason']}" if b.get("reason") else ""))
+                     + (f": {b.reason}" if b.reason else ""))
     return lines
 
 
 def _cached(report: Report) -> list[str]:
-    return [f"- {c.key}: built {c.cached.get('built')} on {c.cached.get('host')}; "
-            + ("re-timed now (--rebench)" if c.cached.get("rebenchmarked") else
+    return [f"- {c.key}: built {c.cached.built} on {c.cached.host}; "
+            + ("re-timed now (--rebench)" if c.cached.rebenchmarked else
                "latency and memory are that build's (--rebench times it again)")
             for c in report.cells if c.cached]
 
@@ -87,9 +85,9 @@ def _kept(report: Report) -> list[str]:
         if c.failed_bundles:
             lines.append(f"- {c.key}: rejected bundles and log in `{c.failed_bundles}/`")
         if c.previous:
-            built = c.previous["build"].get("created")
+            built = c.previous.build.get("created")
             lines.append(f"- {c.key}: the earlier ok bundle is still in "
-                         f"`{c.previous['bundle']}` (built {built})")
+                         f"`{c.previous.bundle}` (built {built})")
     return lines
 
 
@@ -119,11 +117,10 @@ def _gates_missed(report: Report) -> list[str]:
     lines = []
     for cell in report.cells:
         for g in cell.gates:
-            if not g["ok"]:
-                op = ">=" if g["kind"] == "min" else "<="
-                lines.append(f"- {cell.key}: {g['name']} = {g['value']:.6g} "
-                             f"(needs {op} {g['limit']:g})"
-                             + (f" — gate `{g['gate']}`" if g.get("gate") else ""))
+            if not g.ok:
+                op = ">=" if g.kind == "min" else "<="
+                lines.append(f"- {cell.key}: {g.name} = {g.value:.6g} (needs {op} {g.limit:g})"
+                             + (f" — gate `{g.label}`" if g.label else ""))
     return lines
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 
-from edgepack.report.model import Cell, Report
+from edgepack.report.model import Cell, Report, Status
+from edgepack.report.records import BoardRun, Latency, Memory
+from edgepack.speed import Source
 
 COLUMNS = ("profile", "target", "precision", "status", "top-1", "agreement", "cosine",
            "emulated", "device p50 ms", "speedup", "host p50 ms", "host p90 ms", "cold ms",
@@ -34,15 +36,15 @@ def accuracy_numbers(outputs: dict) -> tuple[str, str, str]:
     return top1, agree, cosine
 
 
-def _timing(latency: dict | None, memory: dict | None) -> tuple[str, str, str, str]:
+def _timing(latency: Latency | None, memory: Memory | None) -> tuple[str, str, str, str]:
     """p50, p90, cold start and peak RSS, formatted."""
-    lat = latency or {}
-    cold = lat.get("cold_start_ms") or {}
-    mem = (memory or {}).get("peak_rss_bytes")
-    return (f"{lat['p50']:.3f}" if "p50" in lat else "",
-            f"{lat['p90']:.3f}" if "p90" in lat else "",
-            f"{cold['load'] + cold['first_inference']:.1f}" if cold else "",
-            f"{mem / 2**20:.0f} MiB" if mem else "")
+    if latency is None:
+        return "", "", "", f"{memory.peak_rss_bytes / 2**20:.0f} MiB" if memory else ""
+    cold = latency.cold_ms
+    return (f"{latency.p50:.3f}", f"{latency.p90:.3f}",
+            f"{cold:.1f}" if cold is not None else "",
+            f"{memory.peak_rss_bytes / 2**20:.0f} MiB" if memory and memory.peak_rss_bytes
+            else "")
 
 
 def table_rows(cells: list[Cell]) -> tuple[tuple[str, ...], list[tuple[str, list[str]]]]:
@@ -52,7 +54,7 @@ def table_rows(cells: list[Cell]) -> tuple[tuple[str, ...], list[tuple[str, list
     rows = []
     for cell in cells:
         rows.append((cell.status, cell_row(cell)))
-        rows += [(b.get("status", "failed"), board_row(cell, b)) for b in cell.boards]
+        rows += [(b.status, board_row(cell, b)) for b in cell.boards]
     keep = [i for i, col in enumerate(COLUMNS)
             if col not in OPTIONAL or any(values[i] for _, values in rows)]
     return (tuple(COLUMNS[i] for i in keep),
@@ -62,15 +64,15 @@ def table_rows(cells: list[Cell]) -> tuple[tuple[str, ...], list[tuple[str, list
 OPTIONAL = ("emulated", "speedup", "top-1", "agreement", "device p50 ms")
 
 
-def board_row(cell: Cell, board: dict) -> list[str]:
+def board_row(cell: Cell, board: BoardRun) -> list[str]:
     """A board's own numbers for a cell's bundle (accuracy gated like the host's)."""
-    top1, agree, cosine = accuracy_numbers(board.get("outputs") or {})
-    p50, p90, cold, rss = _timing(board.get("latency"), board.get("memory"))
-    ident = board.get("identity") or {}
+    top1, agree, cosine = accuracy_numbers(board.outputs or {})
+    p50, p90, cold, rss = _timing(board.latency, board.memory)
+    ident = board.identity or {}
     where = ", ".join(v for v in (ident.get("machine"), ident.get("model")) if v)
-    return ["", "", f"↳ on {board['remote']}" + (f" ({where})" if where else ""),
-            board.get("status", "failed"), top1, agree, cosine, "", p50, "", "", p90, cold,
-            rss, "", board.get("reason") or ""]
+    return ["", "", f"↳ on {board.remote}" + (f" ({where})" if where else ""),
+            board.status, top1, agree, cosine, "", p50, "", "", p90, cold,
+            rss, "", board.reason or ""]
 
 
 def cell_row(cell: Cell) -> list[str]:
@@ -90,37 +92,35 @@ def cell_row(cell: Cell) -> list[str]:
 
 def device_p50(cell: Cell) -> str:
     """The estimated device p50, e.g. '≈12.3 (A76)' (never shown as a measurement)."""
-    device = cell.device or {}
-    if device.get("status") != "ok":
+    if cell.device is None or not cell.device.ok:
         return ""
-    cpu = str(device.get("cpu", "")).replace("Cortex-", "")
-    return f"≈{device['p50_ms']:.3g} ({cpu})"
+    e = cell.device.estimate
+    return f"≈{e.p50_ms:.3g} ({e.cpu.replace('Cortex-', '')})"
 
 
 def _emulated(cell: Cell) -> str:
     """The accuracy measured on the emulated CPU, beside the host's: 'a72 ✓ 1.00000'."""
-    e = cell.emulated or {}
-    if not e:
+    e = cell.emulated
+    if e is None:
         return ""
-    if e.get("status") == "not emulated":
+    if e.status == "not emulated":
         return "not emulated"
-    values = [m.get("cosine", m.get("match")) for m in (e.get("outputs") or {}).values()]
+    values = [m.get("cosine", m.get("match")) for m in (e.outputs or {}).values()]
     values = [v for v in values if isinstance(v, float)]
-    mark = "ok" if e["status"] == "ok" else "FAILED"
-    cpu = e.get("cpu", "").replace("cortex-", "")
+    mark = "ok" if e.status == "ok" else "FAILED"
+    cpu = (e.cpu or "").replace("cortex-", "")
     return f"{cpu} {mark} {min(values):.5f}" if values else f"{cpu} {mark}"
 
 
 def _speedup(cell: Cell) -> str:
     """The speedup over fp32 and its source, e.g. '2.47× est', with the build host's ratio
     beside a device one, e.g. '0.87× est (host 1.82×)': the two disagree where it matters."""
-    speed = cell.speed or {}
-    if not speed.get("speedup"):
+    d = cell.speed
+    if d is None or not d.speedup:
         return ""
-    mark = SOURCE_MARK.get(speed.get("source", "host"), "")
-    text = f"{speed['speedup']:.2f}× {mark}".strip()
-    host = (speed.get("host") or {}).get("speedup")
-    if speed.get("source") != "host" and host:
+    text = f"{d.speedup:.2f}× {SOURCE_MARK.get(d.source, '')}".strip()
+    host = d.host.speedup if d.host else None
+    if d.source != Source.HOST and host:
         text += f" (host {host:.2f}×)"
     return text
 
@@ -138,7 +138,7 @@ def _short_precision(name: str) -> str:
 def summary_lines(report: Report) -> list[str]:
     host = report.host
     counts = {s: sum(c.status == s for c in report.cells)
-              for s in ("ok", "failed", "skipped", "declined")}
+              for s in (Status.OK, Status.FAILED, Status.SKIPPED, Status.DECLINED)}
     evaluation, calib = report.data.get("eval") or {}, report.data.get("calib") or {}
     split = report.data.get("split")
     if split:
@@ -178,15 +178,15 @@ def speed_sources(report: Report) -> str:
     """Where each profile's speed figures come from, in one line."""
     by_profile: dict[str, str] = {}
     for c in report.cells:
-        device = c.device or {}
-        if device.get("status") == "ok":
+        device = c.device
+        if device is not None and device.ok:
+            e = device.estimate
             by_profile[c.profile] = (
-                f"{c.profile}: device p50 estimated for {device['cpu']} @ "
-                f"{device['clock_ghz']:g} GHz, {device['threads']} threads, from instructions "
-                f"counted under qemu on its CPU model (±{_spread(device):.0f}%; an estimate, "
-                "not a measurement)")
-        elif device.get("reason") and c.profile not in by_profile:
-            by_profile[c.profile] = f"{c.profile}: not estimated ({device['reason']})"
+                f"{c.profile}: device p50 estimated for {e.cpu} @ {e.clock_ghz:g} GHz, "
+                f"{e.threads} threads, from instructions counted under qemu on its CPU model "
+                f"(±{e.uncertainty * 100:.0f}%; an estimate, not a measurement)")
+        elif device is not None and device.reason and c.profile not in by_profile:
+            by_profile[c.profile] = f"{c.profile}: not estimated ({device.reason})"
     return "Device speed: " + ("; ".join(by_profile.values()) if by_profile else
                                "no device estimates; every speed figure is the build host's")
 
@@ -195,33 +195,27 @@ def device_ranking(report: Report) -> list[str]:
     """Per profile with device estimates, its targets ranked by the estimated p50 of each
     target's fastest shipped bundle, e.g. 'rpi5, targets fastest first by the device estimate:
     A fp16 ≈24 ms, B fp32 ≈34 ms, ...' (only where two or more targets have one)."""
-    best: dict[str, dict[str, Cell]] = {}
+    best: dict[str, dict[str, tuple[float, Cell]]] = {}
     for c in report.cells:
-        p50 = (c.device or {}).get("p50_ms") if (c.device or {}).get("status") == "ok" else None
-        if c.status != "ok" or p50 is None:
+        if c.status != Status.OK or c.device is None or not c.device.ok:
             continue
+        p50 = c.device.estimate.p50_ms
         held = best.setdefault(c.profile, {}).get(c.target)
-        if held is None or p50 < held.device["p50_ms"]:
-            best[c.profile][c.target] = c
+        if held is None or p50 < held[0]:
+            best[c.profile][c.target] = (p50, c)
     lines = []
     for profile, by_target in best.items():
         if len(by_target) < 2:
             continue
-        ranked = sorted(by_target.values(), key=lambda c: c.device["p50_ms"])
+        ranked = sorted(by_target.values(), key=lambda pc: pc[0])
         lines.append(f"{profile}, targets fastest first by the device estimate: " + ", ".join(
             f"{c.target} {c.precision}{f' ({c.variant})' if c.variant else ''} "
-            f"≈{_ms(c.device['p50_ms'])} ms" for c in ranked))
+            f"≈{_ms(p50)} ms" for p50, c in ranked))
     return lines
 
 
 def _ms(value: float) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
-
-
-def _spread(device: dict) -> float:
-    if "uncertainty" in device:  # model version 2: the largest relative error of its checks
-        return device["uncertainty"] * 100
-    return (device["high_ms"] / device["p50_ms"] - 1) * 100 if device.get("p50_ms") else 0.0
 
 
 def number(value) -> float | None:

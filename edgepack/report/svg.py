@@ -7,7 +7,7 @@ import html
 import math
 from dataclasses import dataclass
 
-from edgepack.report.model import Cell
+from edgepack.report.model import Cell, Status
 from edgepack.report.rows import human_bytes, number
 
 # colours: one per status, and the plot's
@@ -69,9 +69,9 @@ class _Point:
 def plotted(cells: list[Cell]) -> list[_Point]:
     points = []
     for cell in cells:
-        p50 = number((cell.latency or {}).get("p50"))
+        p50 = number(cell.latency.p50) if cell.latency else None
         acc = cell_accuracy(cell)
-        if cell.status == "ok" and p50 is not None and p50 > 0 and acc is not None:
+        if cell.status == Status.OK and p50 is not None and p50 > 0 and acc is not None:
             points.append(_Point(cell, p50, acc[0], acc[1]))
     for p in points:  # on the front: no other point is as fast and as accurate, and better in one
         p.pareto = not any(q.latency <= p.latency and q.accuracy >= p.accuracy

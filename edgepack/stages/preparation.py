@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edgepack.errors import first_line
 from edgepack.profiles import DEFAULT_BUDGETS
 from edgepack.stages import graph, simplify
 from edgepack.stages.simplify import run_onnx, worst_difference
@@ -107,7 +108,7 @@ def _fix_inputs(model: onnx.ModelProto, fixed: dict[str, np.ndarray], feeds: lis
     try:
         got = _run(model, feeds)
     except Exception as e:  # kept anyway (the user asked for it); the cells verify each bundle
-        return model, {**record, "check": {"error": f"{type(e).__name__}: {_first_line(e)}"}}
+        return model, {**record, "check": {"error": f"{type(e).__name__}: {first_line(e)}"}}
     return model, {**record, "check": worst_difference(expected, got)}
 
 
@@ -135,7 +136,7 @@ def _try_step(name, step, model, feeds, expected, size, source_size, check: Chec
             got = run_onnx(path, [{k: v for k, v in f.items() if k in names} for f in feeds])
     except Exception as e:  # a failing step keeps the model as it was; it is recorded
         return {**record, "status": "failed",
-                "reason": f"{type(e).__name__}: {_first_line(e)}"}, None, size
+                "reason": f"{type(e).__name__}: {first_line(e)}"}, None, size
     diff = worst_difference(expected, got)
     record.update(changes=changes[:20], check=diff)
     if not diff["shape_ok"] or diff["rel_error"] > check.max_rel_error \
@@ -175,7 +176,3 @@ def _tool(step: str) -> str | None:
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
-
-def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:300] if lines else ""

@@ -38,6 +38,7 @@ import numpy as np
 from edgepack import procs
 from edgepack.data import Dataset
 from edgepack.profiles import DeviceProfile
+from edgepack.settings import Precision
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target
 
 MIN_GLIBC = "2.28"  # the ncnn wheels are manylinux_2_28 (x86_64 and aarch64)
@@ -80,7 +81,7 @@ class NcnnTarget(Target):
             return False
 
     def declines(self, precision: str, profile: DeviceProfile) -> str | None:
-        if precision == "int4-weights":
+        if precision == Precision.INT4_WEIGHTS:
             return ("ncnn has no weight-only int4 format (its quantized models are int8, from "
                     "ncnn2int8), so no int4-weights bundle")
         return NO_INT8 if precision.startswith("int8") else None
@@ -102,7 +103,7 @@ class NcnnTarget(Target):
 
         inputs, outputs = io_specs(model)
         outputs = static_outputs(model, inputs, outputs)
-        fp16 = precision == "fp16"
+        fp16 = precision == Precision.FP16
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             if ctx.source:

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
-from edgepack.settings import PRECISIONS
+from edgepack.settings import PRECISIONS, Precision
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, TargetOption
 
 # OpenVINO's aarch64 wheels are manylinux_2_35; x86-64 ones manylinux_2_28
@@ -76,12 +76,12 @@ class OpenvinoTarget(Target):
         # control, which returns the most harmful layers to float until the budget holds
         # first the source model itself, for formats OpenVINO reads (no ONNX hop)
         native = [Strategy("convert-source", source_formats=SOURCE_FORMATS)]
-        if precision == "int8":
+        if precision == Precision.INT8:
             return [*native, Strategy("nncf"),
                     Strategy("nncf-accuracy-control", accuracy_control=True),
                     Strategy("convert-source +accuracy-control", source_formats=SOURCE_FORMATS,
                              accuracy_control=True)]
-        if precision == "int4-weights":
+        if precision == Precision.INT4_WEIGHTS:
             from edgepack.stages.quantize import INT4_KEEP_SHARES, int4_strategy_name
 
             return [*native, *(Strategy(int4_strategy_name(share), keep_share=share)
@@ -89,7 +89,7 @@ class OpenvinoTarget(Target):
         return [*native, Strategy("default")]
 
     def variants(self, precision: str, profile: DeviceProfile) -> list[str | None]:
-        if precision == "fp32" and device_default_precision(profile) != "f32":
+        if precision == Precision.FP32 and device_default_precision(profile) != "f32":
             return [None, DEVICE_DEFAULT]
         return [None]
 
@@ -98,8 +98,8 @@ class OpenvinoTarget(Target):
         import openvino as ov
 
         ov_model = _from_source(ctx.source) if ctx.source else ov.convert_model(str(model))
-        notes, compress = [], precision == "fp16"
-        if precision == "int8":
+        notes, compress = [], precision == Precision.FP16
+        if precision == Precision.INT8:
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
             if ctx.strategy.accuracy_control:
@@ -107,19 +107,19 @@ class OpenvinoTarget(Target):
                                                          ctx.options.get("preset"), ctx.tolerance)
             else:
                 ov_model, notes = _quantize(ov_model, calib, ctx.options.get("preset"))
-        elif precision == "int8-dynamic":
+        elif precision == Precision.INT8_DYNAMIC:
             import nncf
 
             ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
             notes = ["weight-only int8 (nncf.compress_weights INT8_ASYM); activations in the "
                      "plugin's inference precision"]
-        elif precision == "int4-weights":
+        elif precision == Precision.INT4_WEIGHTS:
             ov_model, notes = _compress_int4(ov_model, ctx.strategy.keep_share)
         _number_generated_names(ov_model)
         ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=compress)
         device = device_default_precision(profile)
         config = {}
-        if precision == "fp32" and ctx.variant != DEVICE_DEFAULT:
+        if precision == Precision.FP32 and ctx.variant != DEVICE_DEFAULT:
             config.update(FP32_CONFIG)
             notes.append(f"inference precision pinned to f32 (the device's default is {device}) "
                          "and dynamic quantization of compressed-weight MatMuls off")

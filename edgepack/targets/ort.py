@@ -11,7 +11,7 @@ from edgepack import procs
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
-from edgepack.settings import PRECISIONS
+from edgepack.settings import PRECISIONS, Precision
 from edgepack.stages import quantize
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target
 
@@ -150,16 +150,16 @@ class OrtTarget(Target):
 
         with tempfile.TemporaryDirectory() as tmp:
             staged = Path(tmp) / "model.onnx"
-            if precision == "fp32":
+            if precision == Precision.FP32:
                 shutil.copyfile(model, staged)
                 notes = ["fp32: the prepared model, unchanged"]
-            elif precision == "fp16":
+            elif precision == Precision.FP16:
                 notes = quantize.to_fp16(model, staged)
-            elif precision == "int8-dynamic":
+            elif precision == Precision.INT8_DYNAMIC:
                 notes = quantize.quantize_int8_dynamic(model, staged, ctx.strategy.op_types)
-            elif precision == "int4-weights":
+            elif precision == Precision.INT4_WEIGHTS:
                 notes = _int4_weights(model, staged, ctx.strategy.keep_share)
-            elif precision == "int8":
+            elif precision == Precision.INT8:
                 if calib is None:
                     raise DataError("static int8 needs calibration data (--calib or --data)")
                 notes = quantize.quantize_int8_excluding(model, staged, calib,

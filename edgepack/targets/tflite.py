@@ -26,6 +26,7 @@ from edgepack.artifact import TensorSpec
 from edgepack.data import Dataset
 from edgepack.errors import DataError
 from edgepack.profiles import DeviceProfile
+from edgepack.settings import Precision
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target, TargetOption
 from edgepack.toolchains import Toolchain
 
@@ -79,12 +80,12 @@ class TfliteTarget(Target):
         # native paths first: a TFLite source as it is; TensorFlow's own converter (and
         # quantizer) for Keras and SavedModel sources
         native = [Strategy("tf.lite.TFLiteConverter", source_formats=("keras", "saved-model"))]
-        if precision == "fp32":
+        if precision == Precision.FP32:
             native.insert(0, Strategy("original .tflite", source_formats=("tflite",)))
         return native + out
 
     def declines(self, precision: str, profile: DeviceProfile) -> str | None:
-        if precision == "int4-weights":
+        if precision == Precision.INT4_WEIGHTS:
             return ("LiteRT's block-wise int4 comes from ai-edge-quantizer, which edgepack does "
                     "not drive yet (onnx2tf writes no int4): no int4-weights bundle")
         return None
@@ -95,11 +96,11 @@ class TfliteTarget(Target):
             return _lower_source(model, precision, calib, out_dir, ctx)
         chain = next(c for c in self.toolchains if c.name == ctx.strategy.toolchain)
         int8_io = bool(ctx.options.get("int8_io"))
-        quant = precision in ("int8", "int8-dynamic")
-        if precision == "int8" and calib is None:
+        quant = precision in (Precision.INT8, Precision.INT8_DYNAMIC)
+        if precision == Precision.INT8 and calib is None:
             raise DataError("static int8 needs calibration data (--calib or --data)")
         stem = "model"
-        if precision == "int8" and int8_io:
+        if precision == Precision.INT8 and int8_io:
             stem_file = f"{stem}_full_integer_quant.tflite"
         else:
             stem_file = f"{stem}_{FILES[precision]}.tflite"
@@ -112,7 +113,7 @@ class TfliteTarget(Target):
         shutil.copyfile(produced, out_dir / "model.tflite")
         inputs, outputs, io_notes = describe_io(out_dir / "model.tflite", model)
         notes = [f"converted by {ctx.strategy.name} ({stem_file})", *io_notes]
-        if quant and calib is not None and precision == "int8":
+        if quant and calib is not None and precision == Precision.INT8:
             notes.append(f"int8 calibrated on {calib.samples} samples ({calib.kind}: "
                          f"{calib.source}); {'int8' if int8_io else 'float32'} I/O")
         return Lowered("model.tflite", ["model.tflite"], inputs, outputs, notes=notes,
@@ -133,7 +134,7 @@ def _lower_source(model: Path, precision: str, calib: Dataset | None, out_dir: P
         from edgepack.importers.tf import IMPORTER
 
         calib_file = None
-        if precision == "int8":
+        if precision == Precision.INT8:
             if calib is None:
                 raise DataError("static int8 needs calibration data (--calib or --data)")
             calib_file = out_dir.parent / ".calib_source.npz"

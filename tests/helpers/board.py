@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgepack.cpus import Guest, guest_for
 from edgepack.emulation import QEMU, SITE, SYSROOT, _cpu_view
 
 
@@ -56,11 +57,12 @@ def loopback_board(runtime: bool = True):
     root = tmp / "sysroot"  # the board's own copy (hard links), readable by its user
     if subprocess.run(["cp", "-al", str(SYSROOT.root), str(root)]).returncode != 0:
         shutil.copytree(SYSROOT.root, root, symlinks=True)
-    _cpu_view(root, "cortex-a72")
+    guest = guest_for("Cortex-A72")
+    _cpu_view(root, guest)
     (bin_dir / "python3").write_text(
         "#!/bin/sh\n"
         f"export PYTHONPATH={SITE if runtime else ''} PYTHONNOUSERSITE=1\n"
-        f'exec {QEMU} -cpu cortex-a72 -L {root} {root}/usr/bin/python3.11 "$@"\n')
+        f'exec {QEMU} -cpu {guest.qemu} -L {root} {root}/usr/bin/python3.11 "$@"\n')
     (bin_dir / "python3").chmod(0o755)
     (tmp / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host_key'}\n"
@@ -96,7 +98,7 @@ def clean_env(board: dict) -> dict:
 
 
 
-def install_offline_and_selftest(bundle: Path, cpu: str, work: Path) -> str:
+def install_offline_and_selftest(bundle: Path, cpu: Guest, work: Path) -> str:
     """Install ``bundle``'s requirements from its vendored wheels (``pip --no-index``) into a
     clean arm64 CPython (Debian's, nothing installed) on the emulated ``cpu``, then run its
     selftest there; pip itself is brought in from here, as a board's python3-pip would be.

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from tests.conftest import run_cli
+from tests.helpers.reports import read_report
 
 ALL = "ort,openvino,tflite"
 TORCH_MODEL = textwrap.dedent("""
@@ -45,9 +46,6 @@ def _build(model, out, *args, targets=ALL):
     return run_cli("build", model, "--profile", "x86-64", "--target", targets, "--precision",
                    "fp32", "--runs", "5", "-o", out, *args)
 
-
-def _report(out, name):
-    return json.loads((out / name / "report.json").read_text())
 
 
 def _accepted(report):
@@ -86,7 +84,7 @@ def test_torch_entry_point_verified_against_torch_on_every_target(torch_files, t
     r = _build(f"{torch_files / 'model.py'}:make_model", out, "--input-shape",
                "image=1,3,16,16", "--weights", torch_files / "weights.pt")
     assert r.returncode == 0, r.stderr
-    report = _report(out, "model")
+    report = read_report(out, "model")
     imported = report["stages"][0]
     assert imported["format"] == "torch" and imported["status"] == "ok"
     assert imported["exporter"] == "torch.onnx.export(dynamo=True)"
@@ -109,7 +107,7 @@ def test_torchscript_imports_and_a_pickle_needs_trust(torch_files, tmp_path):
     r = _build(torch_files / "scripted.pt", out, "--input-shape", "image=1,3,16,16",
                targets="ort")
     assert r.returncode == 0, r.stderr
-    assert _report(out, "scripted")["stages"][0]["exporter"] == \
+    assert read_report(out, "scripted")["stages"][0]["exporter"] == \
         "torch.onnx.export(dynamo=False)"
     _one_line(_build(torch_files / "pickled.pt", tmp_path / "p"),
               "is a pickled PyTorch file, not TorchScript: loading it runs arbitrary code")
@@ -120,9 +118,20 @@ def test_torchscript_imports_and_a_pickle_needs_trust(torch_files, tmp_path):
 
 
 def test_exported_program_keeps_its_shapes(torch_files, tmp_path):
+    """No --input-shape: the program's own example shape (1, 3, 16, 16) is the model's, and
+    every bundle takes it and matches torch."""
     out = tmp_path / "dist"
     r = _build(torch_files / "program.pt2", out, targets="ort,openvino")
-    assert r.returncode == 0, r.stderr  # no --input-shape: the program records them
+    assert r.returncode == 0, r.stderr
+    report = read_report(out, "program")
+    (image,) = report["source"]["inputs"]
+    assert image["shape"] == [1, 3, 16, 16]
+    assert report["stages"][0]["format"] == "torch" and report["stages"][0]["status"] == "ok"
+    for cell in report["cells"]:
+        assert cell["status"] == "ok", cell["reason"]
+        manifest = json.loads((out / "program" / cell["bundle"] / "manifest.json").read_text())
+        assert manifest["inputs"][0]["shape"] == [1, 3, 16, 16]
+        assert cell["accuracy"]["outputs"]["output_0"]["cosine"] > 0.99999
 
 
 @pytest.mark.parametrize("entry, match", [
@@ -179,7 +188,7 @@ def test_tensorflow_formats_verified_against_their_framework(tf_files, tmp_path,
     r = _build(tf_files / name, out)
     assert r.returncode == 0, r.stderr
     stem = name.split(".")[0]
-    report = _report(out, stem)
+    report = read_report(out, stem)
     assert report["stages"][0]["status"] == "ok" and report["stages"][0]["check"][
         "rel_error"] < 1e-4
     assert report["source"]["layout"] == "NHWC"
@@ -197,7 +206,7 @@ def test_keras_int8_uses_tensorflow_s_own_quantizer(tf_files, tmp_path):
                 "--precision", "int8", "--allow-synthetic-calibration", "--min-speedup", "0",
                 "--runs", "5", "-o", out)
     assert r.returncode == 0, r.stderr
-    assert _accepted(_report(out, "k3"))["tflite"] == "tf.lite.TFLiteConverter"
+    assert _accepted(read_report(out, "k3"))["tflite"] == "tf.lite.TFLiteConverter"
 
 
 def test_bad_framework_files(tf_files, tmp_path):

@@ -11,6 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgepack.cpus import guest_for
 from edgepack.device import core
 from edgepack.emulation import SYSROOT
 from edgepack.profiles import load_profile
@@ -20,7 +21,7 @@ from edgepack.targets.base import LowerContext
 from edgepack.targets.ncnn import FP32, failure, unsupported_layers
 from tests.conftest import SAMPLES, run_cli, selftest_extracted
 from tests.helpers.board import install_offline_and_selftest
-from tests.test_pipeline import _cells, _report
+from tests.helpers.reports import cells_by_key, read_report
 
 TARGET = get_target("ncnn")
 EMULATOR = SYSROOT.missing()  # None when the arm64 sysroot holds the runtimes installed here
@@ -44,7 +45,7 @@ def rpi5_build(tmp_path_factory):
 def test_fp32_and_fp16_verify_and_int8_is_declined_in_one_line(rpi5_build):
     r, out = rpi5_build
     assert r.returncode == 0, r.stderr  # the declined int8 cell does not fail the build
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     for precision in ("fp32", "fp16"):
         cell = cells[f"rpi5/ncnn-{precision}"]
         assert cell["status"] == "ok", cell["reason"]
@@ -91,7 +92,7 @@ def test_selftest_needs_only_ncnn_and_numpy(rpi5_build, tmp_path):
 @pytest.mark.skipif(EMULATOR is not None, reason=str(EMULATOR))
 def test_emulated_cortex_a76_passes_and_runs_fp16_arithmetic(rpi5_build):
     _, out = rpi5_build
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     for precision in ("fp32", "fp16"):
         e = cells[f"rpi5/ncnn-{precision}"]["emulated"]
         assert e["verified_on"] == "emulated aarch64 (cortex-a76)", e
@@ -101,7 +102,7 @@ def test_emulated_cortex_a76_passes_and_runs_fp16_arithmetic(rpi5_build):
 @pytest.mark.skipif(COUNTER is not None, reason=str(COUNTER))
 def test_device_estimates_count_fp16_instructions_on_the_a76(rpi5_build):
     _, out = rpi5_build
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     fp32, fp16 = (cells[f"rpi5/ncnn-{p}"]["device"] for p in ("fp32", "fp16"))
     for device in (fp32, fp16):
         assert device["status"] == "ok" and device["cpu"] == "Cortex-A76"
@@ -115,7 +116,7 @@ def test_vendored_wheels_install_offline_on_an_arm64_python(rpi5_build, tmp_path
     bundle = out / "mobilenet_digits" / "rpi5" / "ncnn-fp32"
     wheels = sorted(p.name for p in (bundle / "wheels").glob("*.whl"))
     assert any(w.startswith("ncnn-") and "aarch64" in w for w in wheels), wheels
-    output = install_offline_and_selftest(bundle, "cortex-a76", tmp_path)
+    output = install_offline_and_selftest(bundle, guest_for("Cortex-A76"), tmp_path)
     assert "selftest passed on ncnn" in output
 
 
@@ -186,7 +187,7 @@ def test_an_op_ncnn_lacks_fails_the_cell_naming_op_and_node(tmp_path):
     r = run_cli("build", _hardmax(tmp_path / "hardmax.onnx"), "--profile", "x86-64",
                 "--target", "ncnn", "--precision", "fp32", "--runs", "5", "-o", out)
     assert r.returncode == 1, r.stderr
-    cell = _cells(_report(out, "hardmax"))["x86-64/ncnn-fp32"]
+    cell = cells_by_key(read_report(out, "hardmax"))["x86-64/ncnn-fp32"]
     assert cell["status"] == "failed"
     assert "has no layer for op Hardmax (ONNX node 'pick_max')" in cell["reason"]
     assert "\n" not in cell["reason"]
@@ -262,7 +263,7 @@ def test_a_pytorch_source_is_converted_from_torchscript(tmp_path):
                 "--profile", "x86-64", "--target", "ncnn", "--precision", "fp32", "--runs", "5",
                 "-o", out)
     assert r.returncode == 0, r.stderr
-    cell = _cells(_report(out, "net"))["x86-64/ncnn-fp32"]
+    cell = cells_by_key(read_report(out, "net"))["x86-64/ncnn-fp32"]
     accepted = next(a for a in cell["attempts"] if a["outcome"] == "accepted")
     assert accepted["strategy"].endswith(" torchscript") and accepted["model"] == "source"
     assert "from the traced TorchScript module" in " ".join(cell["notes"])
@@ -297,6 +298,6 @@ def test_an_opset_18_reduction_is_converted_down_for_pnnx(tmp_path):
     r = run_cli("build", model, "--profile", "x86-64", "--target", "ncnn", "--precision",
                 "fp32", "--runs", "5", "--device-estimate", "off", "-o", out)
     assert r.returncode == 0, r.stderr
-    (cell,) = _report(out, "encoder")["cells"]
+    (cell,) = read_report(out, "encoder")["cells"]
     assert cell["status"] == "ok", cell["reason"]
     assert "converted from opset 18 to 17 for pnnx" in " ".join(cell["notes"])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import build_sample, run_cli, selftest_extracted
-from tests.test_pipeline import _cells, _report
+from tests.helpers.reports import cells_by_key, read_report
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def both(tmp_path_factory):
 def test_all_openvino_cells_verify_with_labels(both):
     r, out = both
     assert r.returncode == 0, r.stderr
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     for precision in ("fp32", "fp16", "int8-dynamic", "int8"):
         cell = cells[f"x86-64/openvino-{precision}"]
         assert cell["status"] == "ok", cell["reason"]
@@ -36,7 +36,7 @@ def test_all_openvino_cells_verify_with_labels(both):
 def test_one_report_compares_runtimes(both):
     r, out = both
     assert "fp32 (device-default) [" in r.stderr  # the terminal table shows what ran
-    report = _report(out, "mobilenet_digits")
+    report = read_report(out, "mobilenet_digits")
     targets = {(c["profile"], c["target"]) for c in report["cells"] if c["status"] == "ok"}
     assert targets == {(p, t) for p in ("x86-64", "rpi5") for t in ("ort", "openvino")}
     md = (out / "mobilenet_digits" / "report.md").read_text()
@@ -45,7 +45,7 @@ def test_one_report_compares_runtimes(both):
 
 def test_fp32_is_pinned_to_f32_and_device_default_is_measured(both):
     _, out = both
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     fp32 = cells["rpi5/openvino-fp32"]
     assert "float32" in fp32["runtime"]["inference_precision"]
     manifest = json.loads((out / "mobilenet_digits" / fp32["bundle"] / "manifest.json")

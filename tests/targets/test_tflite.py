@@ -13,7 +13,7 @@ from edgepack.artifact import TensorSpec
 from edgepack.profiles import load_profile
 from edgepack.targets.tflite import bind
 from tests.conftest import ROOT, build_sample, fake_env, run_cli, selftest_extracted
-from tests.test_pipeline import _cells, _report
+from tests.helpers.reports import cells_by_key, read_report
 
 SAMPLES = ROOT / "sample_models"
 
@@ -29,7 +29,7 @@ def tflite_build(tmp_path_factory):
 def test_four_precisions_verify_and_attempts_are_recorded(tflite_build):
     r, out = tflite_build
     assert r.returncode == 0, r.stderr
-    cells = _cells(_report(out, "mobilenet_digits"))
+    cells = cells_by_key(read_report(out, "mobilenet_digits"))
     top1 = {}
     for precision in ("fp32", "fp16", "int8-dynamic", "int8"):
         cell = cells[f"rpi4/tflite-{precision}"]
@@ -87,7 +87,7 @@ def test_wrong_tflite_is_rejected_by_verification(tmp_path):
                 SAMPLES / "mobilenet_digits.npz", "--runs", "5", "-o", out,
                 env=fake_env())
     assert r.returncode == 1, r.stderr
-    cell = _cells(_report(out, "mobilenet_digits"))["rpi4/wrongtflite-fp32"]
+    cell = cells_by_key(read_report(out, "mobilenet_digits"))["rpi4/wrongtflite-fp32"]
     assert cell["status"] == "failed" and "attempts rejected" in cell["reason"]
     produced = [a for a in cell["attempts"] if "accuracy" in a]
     assert produced, cell["attempts"]  # the converter did write files (exit code 0) ...
