@@ -133,23 +133,28 @@ def lower(spec: LowerSpec) -> dict:
     target = get_target(spec.target)
     context = LowerContext.from_dict(spec.context, target.strategy_type)
     model, notes = _rewritten(Path(spec.model), context.strategy.rewrites,
-                              Path(spec.out_dir).parent)
+                              context.strategy.forms, Path(spec.out_dir).parent)
     lowered = target.lower(model, spec.precision, load_profile(spec.profile), calib,
                            Path(spec.out_dir), context)
     lowered.notes[:0] = notes
     return asdict(lowered)
 
 
-def _rewritten(model: Path, rewrites: tuple[str, ...], scratch: Path
-               ) -> tuple[Path, list[str]]:
-    """The model after a strategy's graph rewrites (a copy beside the bundle folder)."""
-    if not rewrites:
+def _rewritten(model: Path, rewrites: tuple[str, ...], forms: tuple[str, ...],
+               scratch: Path) -> tuple[Path, list[str]]:
+    """The model after a strategy's graph rewrites, then its converter's forms wherever they
+    change it (a copy beside the bundle folder)."""
+    if not rewrites and not forms:
         return model, []
     import onnx
 
-    from edgepack.stages.rewrites import apply_all
+    from edgepack.stages.rewrites import apply_all, apply_where_they_apply
 
     proto, notes = apply_all(onnx.load(str(model)), rewrites)
+    proto, more = apply_where_they_apply(proto, forms)
+    notes += more
+    if not rewrites and not more:
+        return model, []
     out = scratch / f".{model.stem}-rewritten.onnx"
     onnx.save(proto, str(out))
     return out, notes

@@ -33,11 +33,12 @@ def _plugin_files() -> set[Path]:
 
 
 def _target_files() -> set[Path]:
+    """Each target's module (every file of it, where it is a package) and its backend."""
     files = set()
     for name in target_names():
         target = get_target(name)
-        module = sys.modules[type(target).__module__]
-        files.add(Path(module.__file__).resolve())
+        module = Path(sys.modules[type(target).__module__].__file__).resolve()
+        files |= set(module.parent.glob("*.py")) if module.name == "__init__.py" else {module}
         files.add(target.backend_file().resolve())
     return files
 

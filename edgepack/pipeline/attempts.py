@@ -72,10 +72,11 @@ def try_strategies(ctx, p: PlannedCell, paths: CellPaths, budget: AccuracyBudget
     for n, (label, model, strategy) in enumerate(tries, 1):
         if strategy.rewrites and not rewrites_apply(model, strategy.rewrites):
             continue  # nothing for this strategy's rewrites to change: not a new attempt
-        if strategy.name in slow:
+        if (strategy.kernels or strategy.name) in slow:
             attempts.append(Attempt(strategy.name, "skipped", model=label, reason=(
-                "accurate but not faster on the prepared model: a less prepared model "
-                "lowers to the same kernels")))
+                "another strategy running the same kernels was accurate but not faster"
+                if strategy.kernels else "accurate but not faster on the prepared model: a "
+                "less prepared model lowers to the same kernels")))
             continue
         if strategy.unavailable:
             if not any(a.strategy == strategy.name for a in attempts):
@@ -93,7 +94,7 @@ def try_strategies(ctx, p: PlannedCell, paths: CellPaths, budget: AccuracyBudget
             attempts.append(attempt)
             return Tried(tuple(attempts), verified, last, lower_s, verify_s, closest)
         if attempt.speed is not None and attempt.speed.refused:
-            slow.add(strategy.name)
+            slow.add(strategy.kernels or strategy.name)
             if (attempt.speed.speedup or 0.0) > closest_speedup:
                 closest, closest_speedup = verified, attempt.speed.speedup or 0.0
         kept = keep_rejected(ctx.stage, p.cell, paths.bundle, len(attempts) + 1,

@@ -52,6 +52,10 @@ class Strategy:
     # graph rewrites (edgepack.stages.rewrites) applied to the model before this strategy
     # lowers it; a strategy whose rewrites change nothing is not tried
     rewrites: tuple[str, ...] = ()
+    # graph rewrites into the forms this strategy's converter lowers, applied after the
+    # ``rewrites``, each wherever it changes the model (none of them is a reason to try the
+    # strategy or not); verification checks the result like any lowering
+    forms: tuple[str, ...] = ()
     # a native path: it lowers the user's source model (LowerContext.source) instead of the
     # ONNX one, and is tried only for these source formats
     source_formats: tuple[str, ...] = ()
@@ -61,6 +65,9 @@ class Strategy:
     # weight-only quantization: this share of the weights, those it harms most (largest
     # relative quantization error, no data needed), kept at a higher precision
     keep_share: float = 0.0
+    # strategies that share this run the same kernels (they differ in accuracy, not speed):
+    # once one of them is accurate but not faster, the others are not tried
+    kernels: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -46,12 +46,12 @@ class Backend:
         import ncnn
 
         ex = self.net.create_extractor()
-        held = []  # a Mat made from an array shares its memory: keep the arrays alive
         for t in self.inputs:
             arr = np.ascontiguousarray(np.reshape(feeds[t["name"]], t["runtime_shape"]),
                                        dtype=t["runtime_dtype"])
-            held.append(arr)
-            ex.input(t["runtime_name"], ncnn.Mat(arr))
+            # a Mat made from an array shares the array's memory, which ncnn's in-place
+            # layers (an Abs or a ReLU right after the input) then crash on: ncnn's own copy
+            ex.input(t["runtime_name"], ncnn.Mat(arr).clone())
         result = {}
         for t in self.outputs:
             status, mat = ex.extract(t["runtime_name"])
@@ -72,6 +72,8 @@ class Backend:
 
 def _precision(ncnn, settings: dict) -> str:
     """What ncnn computes in on this CPU with these options (it falls back silently)."""
+    if settings.get("use_int8_inference"):
+        return "int8"  # its quantized layers; the others in f32
     if not settings.get("use_fp16_storage"):
         return "f32"
     if platform.machine() in ("aarch64", "arm64"):

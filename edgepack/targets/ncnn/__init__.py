@@ -14,8 +14,13 @@ wrapper's torch import is not paid) runs in a child process with a timeout.
   what ncnn does by default. On a CPU without fp16 arithmetic (``asimdhp``: Cortex-A72, A53)
   ncnn still keeps activations in fp16 between layers and converts them to fp32 for every
   computation; on x86 it computes in fp32. The backend reports what ran.
-* int8, int8-dynamic: declined. ncnn quantizes with ``ncnn2table`` and ``ncnn2int8``, C++
-  programs built from ncnn's source; neither the ``ncnn`` nor the ``pnnx`` wheel ships them.
+* int8: the fp32 model quantized here (``int8.py``: what ncnn's ``ncnn2table`` and
+  ``ncnn2int8`` do, which no wheel ships): per-channel weight scales, per-tensor input scales
+  calibrated on the calibration samples through the ncnn wheel; tried whole, then with the
+  thresholds of least error, then with the layers int8 harms most left in fp32, until a
+  bundle meets the int8 budget. ncnn runs its quantized layers in int8 (its dot-product
+  kernels where the CPU has them) and the rest in fp32.
+* int8-dynamic: declined (ncnn quantizes activations with calibrated scales only).
 
 Layout: ncnn's ``Mat`` has no batch axis. pnnx decides per tensor where the batch axis is (or
 that there is none) and says so only in the Python script it writes beside the model
@@ -31,6 +36,7 @@ import re
 import resource
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +46,17 @@ from edgepack.data import Dataset
 from edgepack.profiles import DeviceProfile
 from edgepack.settings import Precision
 from edgepack.targets.base import LowerContext, Lowered, Strategy, Target
+from edgepack.targets.ncnn.crash import bisect, crashed, named, predict
 
 MIN_GLIBC = "2.28"  # the ncnn wheels are manylinux_2_28 (x86_64 and aarch64)
-NO_INT8 = ("ncnn's int8 quantizer (ncnn2table + ncnn2int8) is a C++ tool built from ncnn's "
-           "source: neither the ncnn nor the pnnx package ships it, so no int8 bundle")
+NO_DYNAMIC = ("ncnn quantizes activations with scales calibrated ahead of time, not at run "
+              "time: its int8 is --precision int8 (static, with --data or --calib)")
+# int8 strategies: (threshold rule: None = from --calibration, share of the quantizable
+# layers left in fp32, those int8 harms most)
+INT8_TRIES = ((None, 0.0), ("least-error", 0.0), ("least-error", 0.25),
+              ("least-error", 0.5))
+CALIBRATION_RULES = {"minmax": "max", "entropy": "kl", "percentile": "percentile"}
+INT8_SAMPLES = 256  # calibration samples used at most
 FP32 = {"use_fp16_packed": False, "use_fp16_storage": False, "use_fp16_arithmetic": False,
         "use_bf16_storage": False}
 FP16 = {"use_fp16_packed": True, "use_fp16_storage": True, "use_fp16_arithmetic": True,
@@ -63,6 +76,14 @@ def pnnx_executable() -> Path:
     return Path(importlib.util.find_spec("pnnx").origin).parent / "pnnx"
 
 
+@dataclass(frozen=True)
+class NcnnStrategy(Strategy):
+    """int8: the rule for the input thresholds (None: from --calibration; int8.RULES) and the
+    share of quantizable layers left in fp32 (``keep_share``, those int8 harms most)."""
+
+    rule: str | None = None
+
+
 class NcnnTarget(Target):
     name = "ncnn"
     packages = ("ncnn", "pnnx")
@@ -70,7 +91,8 @@ class NcnnTarget(Target):
     extra = "ncnn"
     runtime = "ncnn"
     backend = "edgepack.device.backends.ncnn"
-    precisions = ("fp32", "fp16")
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    strategy_type = NcnnStrategy
 
     def available(self) -> bool:
         if not super().available():
@@ -84,7 +106,7 @@ class NcnnTarget(Target):
         if precision == Precision.INT4_WEIGHTS:
             return ("ncnn has no weight-only int4 format (its quantized models are int8, from "
                     "ncnn2int8), so no int4-weights bundle")
-        return NO_INT8 if precision.startswith("int8") else None
+        return NO_DYNAMIC if precision == Precision.INT8_DYNAMIC else None
 
     def check_profile(self, profile: DeviceProfile) -> str | None:
         if not profile.glibc_at_least(MIN_GLIBC):
@@ -94,8 +116,14 @@ class NcnnTarget(Target):
 
     def strategies(self, precision: str, profile: DeviceProfile) -> list[Strategy]:
         version = pnnx_version() if self.available() else "?"
-        return [Strategy(f"pnnx-{version} torchscript", source_formats=("torch",)),
-                Strategy(f"pnnx-{version}")]
+        if precision == Precision.INT8:
+            return [NcnnStrategy(f"pnnx-{version} int8" + (f" {rule}" if rule else "")
+                                 + (f", {share:.0%} of layers in fp32" if share else ""),
+                                 forms=PNNX_FORMS, rule=rule, keep_share=share,
+                                 kernels="ncnn int8")
+                    for rule, share in INT8_TRIES]
+        return [NcnnStrategy(f"pnnx-{version} torchscript", source_formats=("torch",)),
+                NcnnStrategy(f"pnnx-{version}", forms=PNNX_FORMS)]
 
     def lower(self, model: Path, precision: str, profile: DeviceProfile,
               calib: Dataset | None, out_dir: Path, ctx: LowerContext) -> Lowered:
@@ -115,38 +143,89 @@ class NcnnTarget(Target):
             problem = unsupported_layers(work / "model.ncnn.param", model)
             if problem:
                 raise RuntimeError(problem)
-            ins, outs = bind(inputs, outputs, batch_axes(work / "model_ncnn.py"))
+            ins, outs = bind(inputs, outputs, batch_axes(work / "model_ncnn.py"),
+                             retyped_inputs(model))
+            notes = [f"converted by pnnx {pnnx_version()} from {what} "
+                     f"({'fp16' if fp16 else 'fp32'} weights)", _precision_note(fp16, profile)]
+            options = FP16 if fp16 else FP32
+            if precision == Precision.INT8:
+                notes = [notes[0], _to_int8(work, ins, calib, ctx)]
+                options = {**FP32, "use_int8_inference": True}
             for name in ("model.ncnn.param", "model.ncnn.bin"):
                 shutil.copyfile(work / name, out_dir / name)
-        notes = [f"converted by pnnx {pnnx_version()} from {what} "
-                 f"({'fp16' if fp16 else 'fp32'} weights)", _precision_note(fp16, profile)]
         return Lowered("model.ncnn.param", ["model.ncnn.param", "model.ncnn.bin"], ins, outs,
-                       runtime_options={"ncnn_options": FP16 if fp16 else FP32}, notes=notes,
-                       stats=stats)
+                       runtime_options={"ncnn_options": options}, notes=notes, stats=stats)
 
 
-PNNX_OPSET = 17  # pnnx reads Reduce* axes only as the attribute (opset <= 17): as an input
-#                (opset 18) they are dropped and the reduction silently reduces nothing
+def _to_int8(work: Path, ins: list[dict], calib: Dataset | None, ctx: LowerContext) -> str:
+    """Quantize pnnx's fp32 model in ``work`` in place; a note saying what was done."""
+    from edgepack.targets.ncnn import int8
+
+    if calib is None or not calib.samples:
+        raise RuntimeError("ncnn int8 needs calibration samples (--data or --calib)")
+    param, weights = work / "model.ncnn.param", work / "model.ncnn.bin"
+    try:
+        layers = int8.read_param(param.read_text())
+        int8.read_weights(layers, weights.read_bytes())
+    except int8.NotQuantizable as e:
+        raise RuntimeError(f"ncnn int8: {e}") from None
+    layers_q = int8.quantizable(layers)
+    if not layers_q:
+        raise RuntimeError("ncnn int8: the model has no convolution, inner-product or linear "
+                           "(Gemm) layer to quantize")
+    calibrated = [la for la in layers_q if la.type in int8.QUANTIZABLE]
+    count = min(calib.samples, INT8_SAMPLES)
+    values = int8.blob_samples(param, weights, {la.bottoms[0] for la in calibrated},
+                               lambda ex, sample: _feed(ex, ins, sample),
+                               (calib.feed(i) for i in range(count))) if calibrated else {}
+    strategy = ctx.strategy
+    rule = strategy.rule or CALIBRATION_RULES.get(ctx.calibration_method, "max")
+    limits = int8.thresholds(values, rule)
+    keep: set[str] = set()
+    if strategy.keep_share:
+        ranked = sorted(layers_q, reverse=True, key=lambda la: int8.sensitivity(
+            la, values.get(la.bottoms[0]), limits.get(la.bottoms[0])))
+        keep = {la.name for la in ranked[:max(1, round(len(ranked) * strategy.keep_share))]}
+    text, data, done = int8.write_int8(layers, {b: 127.0 / t for b, t in limits.items()}, keep)
+    param.write_text(text)
+    weights.write_bytes(data)
+    left = sorted(keep)
+    gemms = sum(1 for la in layers_q if la.type == "Gemm" and la.name in done)
+    return (f"int8: {len(done)} of {len(layers_q)} convolution, inner-product and linear "
+            "layers quantized (per-channel weight scales"
+            + (f", per-tensor input scales from {count} calibration samples, thresholds: "
+               f"{rule}" if calibrated else "")
+            + (f"; {gemms} linear (Gemm) layer(s) with one weight scale each, their inputs "
+               "quantized at run time" if gemms else "") + ")"
+            + (f"; left in fp32 as the layers int8 harms most: {', '.join(left[:8])}"
+               + (", ..." if len(left) > 8 else "") if left else ""))
+
+
+def _feed(ex, ins: list[dict], feed: dict) -> None:
+    """Put one sample into an ncnn extractor as the bundle's backend does (ncnn's own copy of
+    each array: its in-place layers must not write into, or crash on, numpy's memory)."""
+    import ncnn
+
+    for t in ins:
+        if t.get("runtime_name"):
+            arr = np.ascontiguousarray(np.reshape(feed[t["name"]], t["runtime_shape"]),
+                                       dtype=t["runtime_dtype"])
+            ex.input(t["runtime_name"], ncnn.Mat(arr).clone())
+
+
+# graph rewrites (edgepack.stages.rewrites) into the forms pnnx lowers to ncnn layers, each
+# applied where it changes the model: pnnx passes other spellings of the same ops through
+# unconverted, converts some wrong, and crashes on a few (the rewrites' docstrings say which);
+# opset 17 and sums as means last: pnnx reads reduction axes only as an attribute (opset <= 17;
+# ReduceSum takes them as an input from opset 13), and drops them given as an input, so that
+# the reduction silently reduces nothing
+PNNX_FORMS = ("fold-ifs", "explicit-pads", "booleans-as-floats", "gather-as-slices",
+              "crop-flip-slices", "embedding-lookups", "float-inputs", "constant-broadcasts",
+              "subgraph-constants", "opset-17", "sums-as-means")
 
 
 def _for_pnnx(model: Path, dest: Path) -> str:
-    """Write ``model`` to ``dest`` as pnnx reads it right: a default-domain opset above
-    PNNX_OPSET converted down to it (ONNX's version converter) where that succeeds, else
-    as it is. Returns a note for the conversion, or nothing."""
-    import onnx
-
-    from edgepack.stages.graph import default_opset
-
-    proto = onnx.load(str(model))
-    opset = default_opset(proto) or 0
-    if opset > PNNX_OPSET:
-        try:
-            from onnx import version_converter
-
-            onnx.save(version_converter.convert_version(proto, PNNX_OPSET), str(dest))
-            return f", converted from opset {opset} to {PNNX_OPSET} for pnnx"
-        except Exception:  # noqa: BLE001 - any failure: pnnx gets the model as it is
-            pass
+    """Copy ``model`` to ``dest`` for pnnx (which writes its outputs beside its input)."""
     shutil.copyfile(model, dest)
     return ""
 
@@ -206,20 +285,52 @@ def _torchscript(source: dict, work: Path) -> Path:
 def _convert(source: Path, inputs: list[dict], fp16: bool, ctx: LowerContext) -> dict:
     """Run pnnx on ``source`` (it writes model.ncnn.param/.bin and model_ncnn.py beside it).
     RuntimeError naming the op it failed on, when it wrote no ncnn model."""
-    shapes = ",".join("[" + ",".join(str(d) for d in i["shape"]) + "]"
-                      + PNNX_TYPES.get(i["dtype"], "") for i in inputs)
-    cmd = [pnnx_executable(), source.name, f"inputshape={shapes}", f"fp16={int(fp16)}"]
+    cmd = [pnnx_executable(), source.name, f"inputshape={_shape_arg(inputs)}",
+           f"fp16={int(fp16)}"]
     done = procs.run(cmd, what=f"pnnx {pnnx_version()}", timeout=ctx.timeout, cwd=source.parent,
                      log=Path(ctx.log) if ctx.log else None, capture=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     stats = {"converter": f"pnnx {pnnx_version()}", "convert_seconds": round(done.seconds, 2),
              "converter_exit_code": done.returncode, "converter_peak_rss_bytes": peak}
     written = (source.parent / "model.ncnn.param").is_file()
+    if crashed(done) and source.suffix == ".onnx":
+        raise RuntimeError(crash_reason(source, inputs, done, ctx))
     if not done.ok or not written:
         raise RuntimeError(failure(done.output, source) or
                            f"pnnx wrote no ncnn model ({done.reason or 'exit 0'}): "
                            f"{done.last_line() or 'no output'}")
     return stats
+
+
+def crash_reason(source: Path, inputs: list[dict], done: procs.Finished,
+                 ctx: LowerContext) -> str:
+    """One line: pnnx crashed, on which node, and why where that is known."""
+    import onnx
+
+    model = onnx.load(str(source))
+    how = done.reason or f"exit {done.returncode}"
+    cause = predict(model, inputs)
+    if cause:
+        return f"pnnx {pnnx_version()} crashed ({how}): {cause}"
+    shapes = _shape_arg(inputs)
+
+    def run(path: Path) -> procs.Finished:
+        return procs.run([pnnx_executable(), path.name, f"inputshape={shapes}", "fp16=0"],
+                         what="pnnx on part of the graph", timeout=ctx.timeout, cwd=path.parent,
+                         capture=True)
+
+    node, runs = bisect(model, run)
+    if node is None:
+        return (f"pnnx {pnnx_version()} crashed ({how}); bisecting the graph ({runs} pnnx runs) "
+                "did not isolate a node")
+    return (f"pnnx {pnnx_version()} crashed ({how}) on {named(node)} (found by bisecting the "
+            f"graph in {runs} pnnx runs)")
+
+
+def _shape_arg(inputs: list[dict]) -> str:
+    """pnnx's inputshape argument: [1,3,224,224]f32,[1,16]i64"""
+    return ",".join("[" + ",".join(str(d) for d in i["shape"]) + "]"
+                    + PNNX_TYPES.get(i["dtype"], "") for i in inputs)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -243,15 +354,18 @@ def failure(log: str, source: Path) -> str | None:
 
 
 def unsupported_layers(param: Path, onnx_model: Path) -> str | None:
-    """Layers in pnnx's output that ncnn does not have (pnnx passes ops it cannot lower
-    through under their own names), with the ONNX nodes they come from; None when ncnn has
-    every layer."""
+    """Layers in pnnx's output that ncnn does not have, with the ONNX nodes they come from;
+    None when ncnn has every layer. pnnx passes an op it cannot lower through under its own
+    name, as ``<Type>_<n>`` (the layers it lowers are named in lower case): such a layer is
+    unconverted even where its type is also the name of an ncnn layer (``Slice``, ``Cast``,
+    ``Gemm``...), which ncnn would load and then run wrong or crash on."""
     import ncnn
 
     found: dict[str, list[str]] = {}
     for line in param.read_text().splitlines()[2:]:
         parts = line.split()
-        if len(parts) >= 2 and ncnn.layer_to_index(parts[0]) < 0:
+        if len(parts) >= 2 and (ncnn.layer_to_index(parts[0]) < 0 or
+                                re.fullmatch(re.escape(parts[0]) + r"_\d+", parts[1])):
             found.setdefault(parts[0], []).append(parts[1])
     if not found:
         return None
@@ -293,19 +407,37 @@ def batch_axes(script: Path) -> dict[str, int | None]:
     return axes
 
 
-def bind(inputs: list[dict], outputs: list[dict], axes: dict[str, int | None]
-         ) -> tuple[list[dict], list[dict]]:
+def retyped_inputs(model: Path) -> dict[str, str]:
+    """Inputs a rewrite declared float in the model given to pnnx (``float-inputs``): name ->
+    the dtype callers feed (the model's metadata says)."""
+    import json
+
+    import onnx
+
+    from edgepack.stages.rewrites.booleans import RETYPED
+
+    if model.suffix != ".onnx":
+        return {}
+    props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False)
+             .metadata_props}
+    return json.loads(props[RETYPED]) if RETYPED in props else {}
+
+
+def bind(inputs: list[dict], outputs: list[dict], axes: dict[str, int | None],
+         retyped: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
     """Manifest entries: the ONNX tensors users feed, each with its ncnn blob (pnnx numbers
     them in the ONNX graph's order) and, for inputs, the shape and dtype ncnn takes."""
     outs = [{**o, "runtime_name": f"out{i}"} for i, o in enumerate(outputs)]
     missing = [o["name"] for o in outs if o["runtime_name"] not in axes]
     if missing:
         raise RuntimeError(f"pnnx's model has no blob for output(s) {', '.join(missing)}")
+    # an input a rewrite declared float: callers feed its own type, ncnn takes floats
+    own = [{**s, "dtype": (retyped or {}).get(s["name"], s["dtype"])} for s in inputs]
     ins = []
     for i, spec in enumerate(inputs):
         name = f"in{i}"
         if name not in axes:  # pnnx dropped an input the graph does not use
-            ins.append({**spec, "runtime_name": None})
+            ins.append({**own[i], "runtime_name": None})
             continue
         shape, axis = list(spec["shape"]), axes[name]
         if axis is not None:
@@ -318,6 +450,7 @@ def bind(inputs: list[dict], outputs: list[dict], axes: dict[str, int | None]
             raise RuntimeError(f"input '{spec['name']}' {spec['shape']}: ncnn tensors have at "
                                "most 4 dimensions besides the batch")
         dtype = "int32" if np.dtype(spec["dtype"]).kind in "iub" else "float32"
+        spec = own[i]
         ins.append({**spec, "runtime_name": name, "runtime_shape": shape,
                     "runtime_dtype": dtype, "batch_axis": axis})
     return ins, outs
